@@ -1,0 +1,201 @@
+"""The paper's recurrent network (eq. 2) as an ensemble of E independent networks."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+
+from bptt.engine import exact, reference
+from bptt.engine.outputs import PER_STEP, check_output
+from bptt.engine.units import check_unit
+from bptt.models.init import DEFAULT_UNIT, check_init, ensemble_init, spectral_radius
+from bptt.training.regularizer import check_omega
+
+
+class ElmanRNN(torch.nn.Module):
+    """E independent Elman networks of the same shape, trained as one.
+
+    The paper writes the network (eq. 2) with column vectors as
+
+        x_t = W_rec σ(x_{t−1}) + W_in u_t + b,
+
+    where x_t is the pre-activation. This class stores row-vector weights, as
+    ``torch.nn.RNN`` and the paper's reference code do, and iterates the hidden state
+    h_t = σ(x_t):
+
+        h_t = σ(h_{t−1} W_rec + u_t W_in + b),   h_0 = 0,
+        ŷ_t = h_t W_out + b_out   (then the output nonlinearity),
+
+    so the parameters map onto eq. 2 by transposition: ``params["W_rec"][e]`` is
+    W_recᵀ of member e, ``params["W_in"][e]`` is W_inᵀ, ``params["b"][e]`` is b.
+    Shapes carry a leading ensemble axis E:
+
+    ========  ===========  ========================================
+    name      shape        role
+    ========  ===========  ========================================
+    W_rec     [E, H, H]    recurrent weights (row i: from unit i)
+    W_in      [E, I, H]    input weights
+    b         [E, H]       hidden bias
+    W_out     [E, H, O]    output weights
+    b_out     [E, O]       output bias
+    ========  ===========  ========================================
+
+    Args:
+        n_in: input size I.
+        n_hidden: hidden units H.
+        n_out: output size O.
+        ensemble: E, the number of members (ignored when ``seeds`` is given).
+        unit: ``"tanh"``, ``"sigmoid"``, ``"relu"`` or ``"linear"``; default: the unit
+            the initialization was designed for.
+        init: ``"sigmoid"``, ``"basic_tanh"``, ``"smart_tanh"``, ``"orthogonal"``,
+            ``"identity"`` (see :mod:`bptt.models.init`).
+        output: ``"last_softmax"``, ``"softmax"``, ``"last_linear"`` or ``"sigmoid"``.
+        seed: member e is drawn from seed ``seed + e``.
+        seeds: explicit per-member seeds (overrides ``seed`` and ``ensemble``).
+        dtype: ``torch.float32`` (default) or ``torch.float64``.
+        device: ``"cpu"``, ``"cuda"``, ...
+        init_options: extra options of the initialization (``radius``, ``gain``,
+            ``scale``, ``nonzero``).
+    """
+
+    def __init__(self, n_in: int, n_hidden: int, n_out: int, *, ensemble: int = 1,
+                 unit: str | None = None, init: str = "smart_tanh", output: str = "last_softmax",
+                 seed: int = 0, seeds: Sequence[int] | None = None,
+                 dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu",
+                 init_options: dict | None = None) -> None:
+        super().__init__()
+        for name, value in (("n_in", n_in), ("n_hidden", n_hidden), ("n_out", n_out)):
+            if int(value) != value or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        check_init(init)
+        self.unit = check_unit(unit if unit is not None else DEFAULT_UNIT[init])
+        self.output = check_output(output)
+        if seeds is None:
+            if ensemble < 1:
+                raise ValueError(f"ensemble must be >= 1, got {ensemble}")
+            seeds = [seed + e for e in range(ensemble)]
+        if len(seeds) == 0:
+            raise ValueError("seeds must not be empty")
+        if dtype not in (torch.float32, torch.float64):
+            raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
+        self.n_in, self.n_hidden, self.n_out = int(n_in), int(n_hidden), int(n_out)
+        self.init = init
+        self.init_options = dict(init_options or {})
+        self.seeds = [int(s) for s in seeds]
+        tensors = ensemble_init(init, n_in, n_hidden, n_out, self.seeds, dtype=dtype,
+                                device=device, **self.init_options)
+        for name in exact.PARAM_NAMES:
+            self.register_parameter(name, torch.nn.Parameter(tensors[name]))
+
+    # -- structure -------------------------------------------------------------------
+    @property
+    def params(self) -> dict[str, torch.nn.Parameter]:
+        """The parameters by name: ``W_rec``, ``W_in``, ``b``, ``W_out``, ``b_out``."""
+        return {name: getattr(self, name) for name in exact.PARAM_NAMES}
+
+    @property
+    def ensemble(self) -> int:
+        return self.W_rec.shape[0]
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.W_rec.dtype
+
+    @property
+    def device(self) -> torch.device:
+        return self.W_rec.device
+
+    def config(self) -> dict:
+        """The constructor arguments that rebuild this model (with its state dict)."""
+        return {"n_in": self.n_in, "n_hidden": self.n_hidden, "n_out": self.n_out,
+                "unit": self.unit, "init": self.init, "output": self.output,
+                "seeds": list(self.seeds), "dtype": str(self.dtype).replace("torch.", ""),
+                "init_options": dict(self.init_options)}
+
+    @classmethod
+    def from_config(cls, config: dict, device: torch.device | str = "cpu") -> "ElmanRNN":
+        cfg = dict(config)
+        cfg["dtype"] = getattr(torch, cfg.get("dtype", "float32"))
+        return cls(device=device, **cfg)
+
+    def select(self, members: Sequence[int]) -> "ElmanRNN":
+        """A new model holding copies of the given members only."""
+        idx = torch.as_tensor(list(members), dtype=torch.long, device=self.device)
+        cfg = self.config()
+        cfg["seeds"] = [self.seeds[i] for i in members]
+        new = ElmanRNN.from_config(cfg, device=self.device)
+        with torch.no_grad():
+            for name, p in new.params.items():
+                p.copy_(getattr(self, name).index_select(0, idx))
+        return new
+
+    def extra_repr(self) -> str:
+        return (f"n_in={self.n_in}, n_hidden={self.n_hidden}, n_out={self.n_out}, "
+                f"ensemble={self.ensemble}, unit={self.unit!r}, init={self.init!r}, "
+                f"output={self.output!r}")
+
+    def spectral_radius(self) -> torch.Tensor:
+        """ρ(W_rec) of each member, ``[E]`` (float64)."""
+        return spectral_radius(self.W_rec.detach())
+
+    # -- computation -----------------------------------------------------------------
+    def _check_inputs(self, x: torch.Tensor) -> None:
+        if x.dim() not in (3, 4):
+            raise ValueError(f"x must be [T, B, I] or [T, E, B, I], got shape {tuple(x.shape)}")
+        if x.shape[0] < 1:
+            raise ValueError("x must have at least one time step")
+        if x.shape[-1] != self.n_in:
+            raise ValueError(f"x has {x.shape[-1]} input features, the model expects {self.n_in}")
+        if x.dim() == 4 and x.shape[1] != self.ensemble:
+            raise ValueError(f"x has ensemble axis {x.shape[1]}, the model has {self.ensemble} members")
+
+    def forward(self, x: torch.Tensor, h0: torch.Tensor | None = None) -> torch.Tensor:
+        """Output pre-activations by plain, differentiable PyTorch (the general path).
+
+        Returns ``[E, B, O]`` for last-step outputs and ``[T, E, B, O]`` for per-step
+        outputs: logits for softmax and sigmoid outputs, values for linear outputs.
+        """
+        self._check_inputs(x)
+        hs = reference.run_states(self.params, x, self.unit, h0)
+        return reference.readout(self.params, hs, self.output)
+
+    def forward_backward(self, x: torch.Tensor, y: torch.Tensor, *, alpha: torch.Tensor | float = 0.0,
+                         omega: str | None = "squared", h0: torch.Tensor | None = None,
+                         mask: torch.Tensor | None = None) -> exact.StepResult:
+        """Loss, exact gradients, Ω and the gradient norm in one pass (no autograd graph).
+
+        Args:
+            x: ``[T, B, I]`` shared by all members, or ``[T, E, B, I]``.
+            y: targets, shared or with an ensemble axis (see :mod:`bptt.engine.outputs`).
+            alpha: Ω's weight α, a float or ``[E]``; the gradient returned for W_rec is
+                that of E + α·Ω.
+            omega: ``"squared"`` (the reference code's Ω, default), ``"plain"`` (eq. 9),
+                or ``None`` (Ω neither computed nor added).
+            h0: ``[E, B, H]`` initial state (zeros by default).
+            mask: ``[T, B]`` for per-step outputs over padded batches.
+
+        Returns:
+            :class:`bptt.engine.StepResult` with ``loss``, ``omega``, ``omega_fraction``,
+            ``grad_norm``, ``finite`` (each ``[E]``), ``grads`` (before clipping) and
+            ``h_last``.
+        """
+        self._check_inputs(x)
+        check_omega(omega)
+        with torch.no_grad():
+            return exact.forward_backward(
+                {k: p.detach() for k, p in self.params.items()}, x, y, unit=self.unit,
+                output=self.output, alpha=alpha, omega=omega, h0=h0, mask=mask)
+
+    def evaluate(self, x: torch.Tensor, y: torch.Tensor, *, tolerance: float | None = None,
+                 h0: torch.Tensor | None = None, mask: torch.Tensor | None = None,
+                 chunk: int = 64) -> exact.Evaluation:
+        """Loss ``[E]`` and wrong sequences ``[E, B]``, forward only, in flat memory."""
+        self._check_inputs(x)
+        return exact.evaluate({k: p.detach() for k, p in self.params.items()}, x, y,
+                              unit=self.unit, output=self.output, tolerance=tolerance,
+                              h0=h0, mask=mask, chunk=chunk)
+
+    @property
+    def per_step(self) -> bool:
+        return self.output in PER_STEP

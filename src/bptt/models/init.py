@@ -1,0 +1,87 @@
+"""Initializations of the recurrent network, one seed per ensemble member.
+
+The paper's three (§4.1, as its reference code draws them):
+
+* ``sigmoid``: every weight N(0, 0.01²) (standard deviation 0.01); sigmoid units.
+* ``basic_tanh``: every weight N(0, 0.1²); tanh units.
+* ``smart_tanh``: W_in and W_out N(0, 0.01²); W_rec N(0, 0.01²) with all but 15
+  entries of each row set to zero at random, then rescaled to spectral radius 0.95;
+  tanh units.
+
+and two later ones, for comparison:
+
+* ``orthogonal``: W_rec a random orthogonal matrix times ``gain`` (Saxe et al. 2014);
+  W_in, W_out N(0, 0.1²); tanh units.
+* ``identity``: W_rec = ``scale``·I (Le, Jaitly & Hinton 2015, "IRNN"); W_in, W_out
+  N(0, 0.001²); ReLU units.
+
+Biases start at zero. Weights are drawn in float64 from a ``torch.Generator`` seeded
+with the member's seed, then cast, so that a member is the same network whatever
+the ensemble it is part of and whatever the dtype (up to rounding).
+"""
+
+from __future__ import annotations
+
+import torch
+
+INITS = ("sigmoid", "basic_tanh", "smart_tanh", "orthogonal", "identity")
+
+#: The unit each initialization was designed for (the default when none is given).
+DEFAULT_UNIT = {"sigmoid": "sigmoid", "basic_tanh": "tanh", "smart_tanh": "tanh",
+                "orthogonal": "tanh", "identity": "relu"}
+
+
+def check_init(name: str) -> str:
+    if name not in INITS:
+        raise ValueError(f"unknown init {name!r}; choose one of {', '.join(INITS)}")
+    return name
+
+
+def _normal(gen: torch.Generator, shape: tuple[int, ...], std: float) -> torch.Tensor:
+    return torch.randn(*shape, generator=gen, dtype=torch.float64) * std
+
+
+def spectral_radius(W: torch.Tensor) -> torch.Tensor:
+    """Largest |eigenvalue| of each square matrix in ``[..., H, H]``."""
+    return torch.linalg.eigvals(W.to(torch.float64)).abs().amax(-1)
+
+
+def member_init(name: str, n_in: int, n_hidden: int, n_out: int, seed: int,
+                **options: float) -> dict[str, torch.Tensor]:
+    """Parameters of one network (float64, no ensemble axis), drawn from ``seed``."""
+    check_init(name)
+    gen = torch.Generator().manual_seed(int(seed))
+    H = n_hidden
+    if name in ("sigmoid", "basic_tanh"):
+        std = 0.01 if name == "sigmoid" else 0.1
+        W_in, W_rec, W_out = _normal(gen, (n_in, H), std), _normal(gen, (H, H), std), _normal(gen, (H, n_out), std)
+    elif name == "smart_tanh":
+        W_in = _normal(gen, (n_in, H), 0.01)
+        W_rec = _normal(gen, (H, H), 0.01)
+        keep = int(options.get("nonzero", 15))
+        if keep < H:
+            order = torch.argsort(torch.rand(H, H, generator=gen, dtype=torch.float64), dim=1)
+            W_rec.scatter_(1, order[:, keep:], 0.0)              # zero all but `keep` per row
+        radius = float(options.get("radius", 0.95))
+        W_rec = W_rec * (radius / spectral_radius(W_rec))
+        W_out = _normal(gen, (H, n_out), 0.01)
+    elif name == "orthogonal":
+        W_in = _normal(gen, (n_in, H), 0.1)
+        q, r = torch.linalg.qr(_normal(gen, (H, H), 1.0))
+        W_rec = q * torch.sign(torch.diagonal(r)).unsqueeze(0) * float(options.get("gain", 1.0))
+        W_out = _normal(gen, (H, n_out), 0.1)
+    else:  # identity
+        W_in = _normal(gen, (n_in, H), 0.001)
+        W_rec = torch.eye(H, dtype=torch.float64) * float(options.get("scale", 1.0))
+        W_out = _normal(gen, (H, n_out), 0.001)
+    return {"W_rec": W_rec, "W_in": W_in, "b": torch.zeros(H, dtype=torch.float64),
+            "W_out": W_out, "b_out": torch.zeros(n_out, dtype=torch.float64)}
+
+
+def ensemble_init(name: str, n_in: int, n_hidden: int, n_out: int, seeds: list[int],
+                  dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu",
+                  **options: float) -> dict[str, torch.Tensor]:
+    """Stack :func:`member_init` over ``seeds`` into ``[E, ...]`` tensors."""
+    members = [member_init(name, n_in, n_hidden, n_out, s, **options) for s in seeds]
+    return {k: torch.stack([m[k] for m in members]).to(dtype=dtype, device=device)
+            for k in members[0]}

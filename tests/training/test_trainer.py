@@ -1,0 +1,125 @@
+"""The training loop: it learns, it is deterministic, it records, it resumes exactly."""
+
+import io
+
+import numpy as np
+import pytest
+import torch
+
+from bptt.store import Store
+from bptt.training.trainer import TrainConfig, Trainer
+
+
+def small(**kw):
+    base = dict(task="temporal_order", min_length=20, max_length=20, hidden=16, init="basic_tanh",
+                method="msgd-cr", lr=0.05, seeds=[0, 1], max_updates=60, eval_every=20,
+                check_sequences=50, eval_sequences=200, record_every=5, checkpoint_every=1000)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def test_training_lowers_the_loss():
+    cfg = small(task="adding", method="msgd-c", lr=0.05, max_updates=300, eval_every=1000, seeds=[0, 1, 2])
+    store = Store(":memory:")
+    res = Trainer(cfg, store).run()
+    for m in res.members:
+        s, loss = store.get_curve(m.run_id)["loss"]
+        assert loss[-5:].mean() < 0.5 * loss[:2].mean(), (loss[:3], loss[-5:])
+        assert m.status in ("failed", "succeeded")
+
+
+def test_same_seed_same_numbers_and_records():
+    a = Trainer(small(), None).run()
+    b = Trainer(small(), None).run()
+    for k in a.model.params:
+        assert torch.equal(a.model.params[k], b.model.params[k])
+    c = Trainer(small(seeds=[0, 2]), None).run()
+    assert torch.equal(a.model.W_rec[0], a.model.W_rec[0])
+    assert not torch.equal(a.model.W_rec[1], c.model.W_rec[1])
+
+
+def test_store_records_config_status_curves():
+    store = Store(":memory:")
+    res = Trainer(small(), store).run()
+    for m in res.members:
+        run = store.get_run(m.run_id)
+        assert run["status"] in ("failed", "succeeded")
+        assert run["config"]["seed"] == m.seed and run["config"]["method"] == "msgd-cr"
+        assert run["metrics"]["updates"] == 60
+        curve = store.get_curve(m.run_id)
+        for name in ("loss", "grad_norm", "clipped", "omega", "omega_fraction", "check_error", "rho"):
+            assert name in curve, name
+        steps, omega = curve["omega"]
+        assert list(steps[:3]) == [5, 10, 15] and np.all(omega >= 0)
+        assert len(curve["rho"][0]) == 3
+        assert store.load_checkpoint(m.run_id) is not None
+
+
+def test_stop_and_resume_continues_exactly():
+    straight = Trainer(small(max_updates=80), None).run()
+    store = Store(":memory:")
+    first = Trainer(small(max_updates=80), store)
+    first._start_runs()
+    for _ in range(37):                      # stop mid-way, between evaluations
+        first.step()
+        if first.update % first.config.eval_every == 0:
+            first.evaluate_and_retire()
+    first.save_checkpoint()
+    step, payload = store.load_checkpoint(first.run_ids[0])
+    assert step == 37
+    resumed = Trainer.from_checkpoint(payload, store)
+    assert resumed.update == 37 and resumed.run_ids == first.run_ids
+    done = resumed.run()
+    for k in straight.model.params:
+        assert torch.equal(straight.model.params[k], done.model.params[k]), k
+    assert [m.error for m in straight.members] == [m.error for m in done.members]
+
+
+def test_keyboard_interrupt_marks_stopped_and_checkpoints(monkeypatch):
+    store = Store(":memory:")
+    trainer = Trainer(small(max_updates=500), store)
+    calls = {"n": 0}
+    real = trainer.step
+
+    def interrupted():
+        calls["n"] += 1
+        if calls["n"] == 33:
+            raise KeyboardInterrupt
+        real()
+
+    monkeypatch.setattr(trainer, "step", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        trainer.run()
+    for rid in trainer.run_ids:
+        assert store.get_run(rid)["status"] == "stopped"
+        step, _ = store.load_checkpoint(rid)
+        assert step == 32
+
+
+def test_nonfinite_updates_are_counted_not_fatal():
+    # a huge learning rate on a linear unit makes the gradients overflow
+    cfg = small(unit="linear", init="basic_tanh", lr=50.0, method="msgd", max_updates=40, seeds=[0])
+    store = Store(":memory:")
+    res = Trainer(cfg, store).run()
+    m = res.members[0]
+    assert m.nonfinite > 0
+    assert store.count_events(m.run_id, "nonfinite") == m.nonfinite
+    assert res.model is not None and torch.isfinite(res.model.W_rec).all()
+
+
+@pytest.mark.parametrize("kw, match", [
+    ({"method": "sgd"}, "method"), ({"threshold": -1.0}, "threshold"), ({"task": "nope"}, "task"),
+    ({"min_length": 5, "max_length": 5}, "length"), ({"seeds": [1, 1]}, "seeds"), ({"lr": 0.0}, "learning rate"),
+    ({"alpha": -1.0}, "alpha")])
+def test_bad_config(kw, match):
+    with pytest.raises(ValueError, match=match):
+        small(**kw).validate()
+
+
+def test_success_retires_members():
+    # memorization with one position and one value is learnable in a few hundred updates
+    cfg = small(task="memorization", task_options={"n_values": 2, "n_pos": 1}, min_length=3, max_length=3,
+                method="msgd-c", lr=0.5, max_updates=2000, eval_every=20, seeds=[0, 1])
+    res = Trainer(cfg, Store(":memory:")).run()
+    assert all(m.status == "succeeded" for m in res.members)
+    assert all(m.updates < 2000 and m.error < 0.01 for m in res.members)
