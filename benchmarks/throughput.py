@@ -46,7 +46,7 @@ FLOPs of one network update (2 per multiply-add; 1 per elementwise operation):
                the ∂W_rec product)   ≈ 8·T·B·H
     clipping and SGD   5·P   (P parameters: norm 2P, scale P, update 2P)
 
-With the reference workload this is ≈ 68 MFLOP with Ω and ≈ 65 MFLOP without. A
+With the reference workload this is ≈ 67.8 MFLOP with Ω and ≈ 66.1 MFLOP without. A
 contender's fraction of peak is its workload's FLOPs (with Ω for (2) and (4), without
 for (1) and (3)) per second over the machine's peak float32 matmul rate, measured here
 as the median rate of a large square ``torch.mm`` (taken before and after the
@@ -55,8 +55,9 @@ contenders; the larger median is used).
 Evaluation: forward-only error of an untrained network on 10,000 sequences at lengths
 200 and 5000 through ``ElmanRNN.evaluate`` in chunks of 1,000 sequences, in
 sequences per second. Memory: the peak resident-set growth of one training update at
-E = 64, measured in a fresh subprocess (the kernel's high-water mark ``VmHWM`` is reset
-through ``/proc/self/clear_refs`` just before the update; with ``--device cuda``,
+E = 64, measured in a fresh subprocess after a five-step call has initialised the
+libraries (the kernel's high-water mark ``VmHWM`` is reset through
+``/proc/self/clear_refs`` just before the update; with ``--device cuda``,
 ``torch.cuda.max_memory_allocated``).
 
 Run ``python benchmarks/throughput.py --help`` for the options; ``--quick`` is a short
@@ -170,6 +171,17 @@ def machine_info(device: torch.device) -> dict:
     except OSError:
         pass
     return info
+
+
+def busy_warning(info: dict) -> str | None:
+    """A warning when other work occupies the CPUs that torch's thread pool relies on."""
+    load = info.get("load_average_start")
+    cpus = info.get("cpus_usable") or 1
+    if info.get("device", "cpu") != "cpu" or not load or load[0] < 0.5 or info["torch_num_threads"] < 2:
+        return None
+    return (f"warning: load average {load[0]:.2f} on {cpus} CPUs before the start; torch's "
+            f"{info['torch_num_threads']} threads share them with other work, which can slow "
+            f"multi-threaded small products by large factors (compare --threads 1)")
 
 
 def synchronizer(device: torch.device) -> Callable[[], None]:
@@ -444,36 +456,44 @@ def _reset_hwm() -> bool:
         return False
 
 
-def _rss_growth_kb(fn: Callable[[], None]) -> tuple[int, str]:
-    """Peak RSS growth (kB) while running ``fn``."""
+def _rss_growth_kb(fn: Callable[[], None]) -> tuple[int, int, str]:
+    """``(peak RSS growth, RSS retained afterwards, method)`` of running ``fn``, in kB."""
     gc.collect()
     if _reset_hwm() and _status_kb("VmHWM") is not None:
         before = _status_kb("VmRSS")
         fn()
-        return max(0, _status_kb("VmHWM") - before), "VmHWM after clear_refs"
+        peak, after = _status_kb("VmHWM"), _status_kb("VmRSS")
+        return max(0, peak - before), max(0, after - before), "VmHWM after clear_refs"
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     fn()
     after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return max(0, after - before), "ru_maxrss (lower bound)"
+    return max(0, after - before), 0, "ru_maxrss (lower bound)"
 
 
 def memory_probe(kind: str, E: int, T: int, B: int, device: torch.device, seed: int) -> dict:
     """Peak memory growth of one training update (``kind``: engine, reference, baseline)
-    or of one evaluation chunk (``kind``: eval, with ``B`` sequences)."""
+    or of one evaluation call (``kind``: eval, with ``B`` sequences).
+
+    A first call on a short piece of the data (5 steps) initialises the libraries, so
+    their one-time allocations are not counted; buffers that the call keeps for later
+    calls, sized by the full length, are.
+    """
     task = tasks.get(TASK, seed=seed)
+    short = min(T, 5)
     if kind == "eval":
         model = ElmanRNN(N_IN, N_HIDDEN, N_OUT, ensemble=1, unit=UNIT, init=INIT, device=device)
         x, y = (t.to(device) for t in task.sample(B, T))
-        warm = (x[: min(T, 20)], y)
         run = lambda: model.evaluate(x, y)                       # noqa: E731
-        run_warm = lambda: model.evaluate(*warm)                 # noqa: E731
+        run_warm = lambda: model.evaluate(x[:short], y)          # noqa: E731
     else:
-        pool = to_device(batch_pool(task, E, B, T, 1), device)
+        (x, y), = to_device(batch_pool(task, E, B, T, 1), device)
+        pool = [(x, y), (x[:short].clone(), y)]
         maker = {"engine": lambda: make_engine(E, pool, device),
                  "reference": lambda: make_reference(pool, device),
                  "baseline": lambda: make_baseline(pool, device)}[kind]
         c = maker()
-        run = run_warm = lambda: c.step(0)                       # noqa: E731
+        run = lambda: c.step(0)                                  # noqa: E731
+        run_warm = lambda: c.step(1)                             # noqa: E731
     out = {"kind": kind, "ensemble": E, "length": T, "batch": B}
     if device.type == "cuda":
         run_warm()
@@ -483,11 +503,14 @@ def memory_probe(kind: str, E: int, T: int, B: int, device: torch.device, seed: 
         run()
         torch.cuda.synchronize(device)
         out["peak_mb"] = (torch.cuda.max_memory_allocated(device) - base) / 2 ** 20
+        out["retained_mb"] = (torch.cuda.memory_allocated(device) - base) / 2 ** 20
         out["method"] = "torch.cuda.max_memory_allocated"
         return out
-    first, method = _rss_growth_kb(run)
-    steady, _ = _rss_growth_kb(run)
-    out.update({"first_update_mb": first / 1024, "peak_mb": steady / 1024, "method": method})
+    run_warm()
+    peak, retained, method = _rss_growth_kb(run)
+    again, _, _ = _rss_growth_kb(run)
+    out.update({"peak_mb": peak / 1024, "retained_mb": retained / 1024,
+                "repeat_call_mb": again / 1024, "method": method})
     return out
 
 
@@ -654,6 +677,11 @@ def main(argv: list[str] | None = None) -> int:
           f"clip {THRESHOLD:g}, Ω α={ALPHA:g} ({OMEGA}) where supported; "
           f"{repeats} repeats, blocks ≥ {min_time:g} s")
 
+    busy = busy_warning(info)
+    if busy:
+        info["warning"] = busy
+        print(busy)
+
     log("measuring peak matmul rate ...")
     peak_before = measure_peak(device, peak_size, peak_repeats)
 
@@ -716,15 +744,16 @@ def main(argv: list[str] | None = None) -> int:
         probes += [("engine", 1, T, B), ("reference", 1, T, B), ("baseline", 1, T, B)]
         probes += [("eval", 1, L, args.eval_chunk) for L in eval_lengths]
     memory = [run_memory_probe(k, E, L, n, device, args.seed, args.threads) for k, E, L, n in probes]
-    print("\nmemory (peak growth during one call, after a warm-up call):")
+    print("\nmemory (peak growth during one full-length call; libraries initialised beforehand):")
     for m in memory:
         what = (f"evaluate, {m['batch']} sequences, length {m['length']}" if m["kind"] == "eval"
                 else f"training update, {m['kind']}, E={m['ensemble']}, length {m['length']}")
         if "error" in m:
             print(f"  {what}: failed ({m['error'].splitlines()[-1] if m['error'] else 'no output'})")
         else:
-            first = f", first call {m['first_update_mb']:.1f} MB" if "first_update_mb" in m else ""
-            print(f"  {what}: {m['peak_mb']:.1f} MB{first} [{m['method']}]")
+            again = f", a repeated call {m['repeat_call_mb']:.1f} MB" if "repeat_call_mb" in m else ""
+            print(f"  {what}: {m['peak_mb']:.1f} MB (kept after the call {m['retained_mb']:.1f} MB"
+                  f"{again}) [{m['method']}]")
 
     targets = check_targets(by_key, ensembles, jax is not None)
     print("\ntargets:")

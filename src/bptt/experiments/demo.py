@@ -93,24 +93,28 @@ def plot_demo(results: dict, stem: Path, title: str = "") -> list[Path]:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.4))
-    for method, r in results.items():
+    # MSGD is drawn last and dashed: where clipping never acts, MSGD-C retraces it exactly
+    for method in sorted(results, key=lambda m: m == "msgd"):
+        r = results[method]
         color, label = METHOD_COLOR[method], METHOD_LABEL[method]
+        style = {"ls": (0, (4, 3))} if method == "msgd" else {}
         for i, curve in enumerate(r["curves"]):
             lab = label if i == 0 else None
             if "check_error" in curve:
                 s, v = curve["check_error"]
-                axes[0].plot(s, 100 * v, color=color, alpha=0.7, lw=1.2, label=lab)
+                axes[0].plot(s, 100 * v, color=color, alpha=0.7, lw=1.2, label=lab, **style)
             if "loss" in curve:
                 s, v = curve["loss"]
-                axes[1].plot(s, v, color=color, alpha=0.6, lw=0.8, label=lab)
+                axes[1].plot(s, v, color=color, alpha=0.6, lw=0.8, label=lab, **style)
             if "grad_norm" in curve:
                 s, v = curve["grad_norm"]
-                axes[2].semilogy(s, v, color=color, alpha=0.5, lw=0.7, label=lab)
+                axes[2].semilogy(s, v, color=color, alpha=0.5, lw=0.7, label=lab, **style)
     axes[0].axhline(1.0, color="k", ls=":", lw=1)
     axes[0].set(xlabel="update", ylabel="error on fresh sequences (%)", title="error (1% = success)",
                 ylim=(-2, 80))
     axes[1].set(xlabel="update", ylabel="cross-entropy (nats)", title="training loss")
-    axes[2].set(xlabel="update", ylabel="‖∂E/∂θ‖ (max per 10 updates)", title="gradient norm before clipping")
+    axes[2].set(xlabel="update", ylabel="‖∂(E + αΩ)/∂θ‖ (max per 10 updates)",
+                title="gradient norm before clipping (threshold 1 dotted)")
     axes[2].axhline(1.0, color="k", ls=":", lw=1)
     for ax in axes:
         ax.grid(alpha=0.3)

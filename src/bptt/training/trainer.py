@@ -17,6 +17,7 @@ import dataclasses
 import io
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -29,6 +30,8 @@ from bptt.training.clipping import check_threshold, clip_by_global_norm, clip_el
 from bptt.training.regularizer import alpha_schedule, check_omega
 
 METHODS = ("msgd", "msgd-c", "msgd-cr")
+#: Settings that may differ between the members of one ensemble (see :class:`TrainConfig`).
+PER_MEMBER = ("method", "lr", "threshold", "alpha")
 
 
 @dataclass
@@ -37,6 +40,10 @@ class TrainConfig:
 
     ``method`` picks the paper's variants: ``msgd`` (plain SGD), ``msgd-c`` (with
     gradient clipping, Algorithm 1), ``msgd-cr`` (clipping and Ω with weight α).
+
+    ``method``, ``lr``, ``threshold`` and ``alpha`` may each also be a list with one
+    entry per seed: runs that differ only in these then train in one ensemble, each
+    member with its own values (``member(seed)`` gives each run's scalar settings).
     """
 
     task: str = "temporal_order"
@@ -46,11 +53,11 @@ class TrainConfig:
     hidden: int = 50
     init: str = "smart_tanh"
     unit: str | None = None
-    method: str = "msgd-cr"
-    lr: float = 0.01
-    threshold: float = 1.0
+    method: str | list = "msgd-cr"
+    lr: float | list = 0.01
+    threshold: float | list = 1.0
     clip: str = "norm"
-    alpha: float = 2.0
+    alpha: float | list = 2.0
     alpha_schedule: str = "constant"
     omega: str = "squared"
     batch_size: int = 20
@@ -72,27 +79,37 @@ class TrainConfig:
         if self.task not in task_registry.names():
             raise ValueError(f"unknown task {self.task!r}; choose one of {', '.join(task_registry.names())}")
         check_init(self.init)
-        if self.method not in METHODS:
-            raise ValueError(f"unknown method {self.method!r}; choose one of {', '.join(METHODS)}")
+        if len(self.seeds) == 0:
+            raise ValueError("seeds must be distinct and non-empty, got []")
+        for name in PER_MEMBER:
+            value = getattr(self, name)
+            if isinstance(value, (list, tuple)) and len(value) != len(self.seeds):
+                raise ValueError(f"{name} has {len(value)} entries for {len(self.seeds)} seeds; "
+                                 f"give one value, or one per seed")
+        members = list(zip(self.seeds, *(map(repr, self.values(n)) for n in PER_MEMBER)))
+        if len(set(members)) != len(members):
+            raise ValueError(f"seeds must be distinct and non-empty, got {self.seeds} "
+                             f"(a seed may repeat only for members with different settings)")
+        for method, lr, threshold, alpha in zip(*(self.values(n) for n in PER_MEMBER)):
+            if method not in METHODS:
+                raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+            if method != "msgd":
+                check_threshold(threshold)
+            if alpha < 0:
+                raise ValueError(f"alpha must be >= 0, got {alpha}")
+            if not (lr > 0 and math.isfinite(lr)):
+                raise ValueError(f"learning rate must be > 0, got {lr}")
         if self.clip not in ("norm", "elementwise"):
             raise ValueError(f"unknown clipping {self.clip!r}; choose 'norm' or 'elementwise'")
         check_omega(self.omega)
-        if self.method != "msgd":
-            check_threshold(self.threshold)
-        if self.alpha < 0:
-            raise ValueError(f"alpha must be >= 0, got {self.alpha}")
         if not (1 <= self.min_length <= self.max_length):
             raise ValueError(f"need 1 <= min_length <= max_length, got {self.min_length}, {self.max_length}")
         for name in ("hidden", "batch_size", "max_updates", "eval_every", "check_sequences",
                      "eval_sequences", "record_every", "checkpoint_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if not (self.lr > 0 and math.isfinite(self.lr)):
-            raise ValueError(f"learning rate must be > 0, got {self.lr}")
         if not (0 <= self.success_error < 1):
             raise ValueError(f"success_error must be in [0, 1), got {self.success_error}")
-        if len(self.seeds) == 0 or len(set(self.seeds)) != len(self.seeds):
-            raise ValueError(f"seeds must be distinct and non-empty, got {self.seeds}")
         if self.dtype not in ("float32", "float64"):
             raise ValueError(f"dtype must be 'float32' or 'float64', got {self.dtype!r}")
         task = task_registry.get(self.task, seed=0, **self.task_options)
@@ -102,18 +119,39 @@ class TrainConfig:
 
     def member(self, seed: int) -> dict:
         """The configuration of the run of one member, as stored."""
+        return self.member_at(list(self.seeds).index(seed))
+
+    def member_at(self, i: int) -> dict:
+        """The configuration of the run of member ``i`` (the ``i``-th seed), as stored."""
+        seed = self.seeds[i]
         d = dataclasses.asdict(self)
         d.pop("seeds")
+        for name in PER_MEMBER:
+            d[name] = self.values(name)[i]
         d["seed"] = int(seed)
         return d
 
+    def values(self, name: str) -> list:
+        """One value of the per-member setting ``name`` for each seed."""
+        value = getattr(self, name)
+        if isinstance(value, (list, tuple)):
+            return list(value)
+        return [value] * len(self.seeds)
+
+    @property
+    def per_member(self) -> bool:
+        """Whether any of ``method``, ``lr``, ``threshold``, ``alpha`` is given per member."""
+        return any(isinstance(getattr(self, n), (list, tuple)) for n in PER_MEMBER)
+
     @property
     def clipping(self) -> bool:
-        return self.method in ("msgd-c", "msgd-cr")
+        """Whether any member clips its gradient."""
+        return any(m in ("msgd-c", "msgd-cr") for m in self.values("method"))
 
     @property
     def regularized(self) -> bool:
-        return self.method == "msgd-cr"
+        """Whether any member adds Ω."""
+        return any(m == "msgd-cr" for m in self.values("method"))
 
 
 @dataclass
@@ -149,14 +187,22 @@ class Trainer:
         store: a :class:`bptt.store.Store` to record runs in, or ``None``.
         progress: show a progress bar.
         group: a name tying the members' runs together (for resuming).
+        sweep: the sweep name the runs are recorded under.
+        run_ids: runs already recorded in ``store`` (e.g. claimed by a sweep), one per
+            seed; the trainer then writes to them instead of starting new runs.
+        callback: called as ``callback(trainer)`` after every block of
+            ``record_every`` updates (for progress displays and heartbeats).
     """
 
     def __init__(self, config: TrainConfig, store=None, *, progress: bool = False,
-                 group: str | None = None, sweep: str | None = None) -> None:
+                 group: str | None = None, sweep: str | None = None,
+                 run_ids: list[int] | None = None,
+                 callback: Callable[["Trainer"], None] | None = None) -> None:
         self.config = config.validate()
         self.store = store
         self.progress = progress
         self.sweep = sweep
+        self.callback = callback
         c = config
         self.group = group or f"g{time.time_ns():x}"
         self.task = task_registry.get(c.task, seed=self._data_seed(0), **c.task_options)
@@ -165,7 +211,18 @@ class Trainer:
         dtype = getattr(torch, c.dtype)
         self.model = ElmanRNN(self.task.n_in, c.hidden, self.task.n_out, unit=c.unit, init=c.init,
                               output=self.task.output, seeds=c.seeds, dtype=dtype, device=c.device)
-        self.alpha = alpha_schedule(c.alpha_schedule, c.alpha if c.regularized else 0.0)
+        if c.per_member:
+            methods = c.values("method")
+            clip = [m in ("msgd-c", "msgd-cr") for m in methods]
+            self._member_lr = torch.tensor(c.values("lr"), dtype=dtype)
+            self._member_clip = torch.tensor(clip, dtype=torch.bool)
+            self._member_threshold = torch.tensor([t if k else 1.0 for t, k in zip(c.values("threshold"), clip)],
+                                                  dtype=dtype)
+            self._member_alpha = torch.tensor([a if m == "msgd-cr" else 0.0
+                                               for a, m in zip(c.values("alpha"), methods)], dtype=dtype)
+            self.alpha = alpha_schedule(c.alpha_schedule, 1.0)     # α_t = α · alpha(t) per member
+        else:
+            self.alpha = alpha_schedule(c.alpha_schedule, c.alpha if c.regularized else 0.0)
         self.update = 0
         self.active = list(range(len(c.seeds)))            # indices into c.seeds, in model order
         self.status = ["running"] * len(c.seeds)
@@ -174,6 +231,10 @@ class Trainer:
         self.nonfinite_count = [0] * len(c.seeds)
         self.clipped_count = [0] * len(c.seeds)
         self.run_ids: list[int | None] = [None] * len(c.seeds)
+        if run_ids is not None:
+            if len(run_ids) != len(c.seeds):
+                raise ValueError(f"run_ids has {len(run_ids)} entries for {len(c.seeds)} seeds")
+            self.run_ids = [None if r is None else int(r) for r in run_ids]
         self._buffer: dict[str, list[np.ndarray]] = {k: [] for k in _RECORD_FIELDS}
         self.final_models: dict[int, ElmanRNN] = {}
         self.last_loss = float("nan")
@@ -188,7 +249,7 @@ class Trainer:
             return
         for i, seed in enumerate(self.config.seeds):
             if self.run_ids[i] is None:
-                cfg = self.config.member(seed) | {"group": self.group}
+                cfg = self.config.member_at(i) | {"group": self.group}
                 self.run_ids[i] = self.store.start_run(cfg, sweep=self.sweep)
 
     def _flush(self) -> None:
@@ -237,11 +298,12 @@ class Trainer:
         self.store.save_checkpoints([(self.run_ids[m], self.update, payload) for m in self.active])
 
     @classmethod
-    def from_checkpoint(cls, payload: bytes, store=None, *, progress: bool = False) -> "Trainer":
+    def from_checkpoint(cls, payload: bytes, store=None, *, progress: bool = False,
+                        callback: Callable[["Trainer"], None] | None = None) -> "Trainer":
         """Rebuild a trainer exactly as it was when ``payload`` was saved."""
         state = torch.load(io.BytesIO(payload), weights_only=False)
         config = TrainConfig(**state["config"])
-        self = cls(config, store, progress=progress, group=state["group"])
+        self = cls(config, store, progress=progress, group=state["group"], callback=callback)
         self.update = state["update"]
         self.active = state["active"]
         self.status = state["status"]
@@ -275,16 +337,20 @@ class Trainer:
         else:
             y = y.view(E, B, *y.shape[1:]).to(self.model.device)              # [E,B(,O)]
         self.update += 1
-        alpha = self.alpha(self.update)
-        out = self.model.forward_backward(x, y, alpha=alpha, omega=c.omega)
-        bad = nonfinite(out.grad_norm)
-        grads = out.grads
-        clipped = torch.zeros_like(bad)
-        if c.clipping and c.clip == "norm":
-            grads, clipped = clip_by_global_norm(grads, c.threshold, out.grad_norm)
-        elif c.clipping:
-            grads, clipped = clip_elementwise(grads, c.threshold)
-        sgd_update(self.model.params, grads, c.lr, bad)
+        if c.per_member:
+            out, bad, grads, clipped, lr = self._per_member_step(x, y)
+        else:
+            alpha = self.alpha(self.update)
+            out = self.model.forward_backward(x, y, alpha=alpha, omega=c.omega)
+            bad = nonfinite(out.grad_norm)
+            grads = out.grads
+            clipped = torch.zeros_like(bad)
+            if c.clipping and c.clip == "norm":
+                grads, clipped = clip_by_global_norm(grads, c.threshold, out.grad_norm)
+            elif c.clipping:
+                grads, clipped = clip_elementwise(grads, c.threshold)
+            lr = c.lr
+        sgd_update(self.model.params, grads, lr, bad)
         rec = {"loss": out.loss, "grad_norm": out.grad_norm, "clipped": clipped & ~bad, "omega": out.omega,
                "omega_fraction": out.omega_fraction, "nonfinite": bad}
         for k, v in rec.items():
@@ -299,6 +365,38 @@ class Trainer:
                                          f"gradient norm {float(out.grad_norm[j]):.3g}: update skipped, W_rec shrunk")
         for j, m in enumerate(self.active):
             self.clipped_count[m] += int(clipped[j])
+
+    def _per_member_step(self, x: torch.Tensor, y: torch.Tensor):
+        """The engine pass and clipping when members have their own method, lr, threshold, α."""
+        c = self.config
+        idx = torch.as_tensor(self.active, dtype=torch.long)
+        dev = self.model.device
+        alpha = (self._member_alpha[idx] * self.alpha(self.update)).to(dev)
+        out = self.model.forward_backward(x, y, alpha=alpha, omega=c.omega)
+        bad = nonfinite(out.grad_norm)
+        grads = out.grads
+        clip = self._member_clip[idx].to(dev)
+        clipped = torch.zeros_like(bad)
+        if bool(clip.any()):
+            threshold = self._member_threshold[idx].to(dev)
+            if c.clip == "norm":
+                cg, clipped = clip_by_global_norm(grads, threshold, out.grad_norm)
+            else:
+                cg, clipped = clip_elementwise(grads, threshold)
+            grads = {k: torch.where(clip.reshape(-1, *([1] * (g.dim() - 1))), cg[k], g) for k, g in grads.items()}
+            clipped = clipped & clip
+        return out, bad, grads, clipped, self._member_lr[idx].to(dev)
+
+    def drop(self, members: list[int]) -> None:
+        """Stop training ``members`` (indices into ``config.seeds``) without recording anything.
+
+        Their status becomes ``stopped``; the other members train on unchanged.
+        """
+        positions = [j for j, m in enumerate(self.active) if m in set(members)]
+        for j in positions:
+            self.status[self.active[j]] = "stopped"
+        if positions:
+            self._drop(positions)
 
     def error_rate(self, n_sequences: int, length: int | None = None) -> torch.Tensor:
         """Fraction of ``n_sequences`` fresh sequences each active member gets wrong."""
@@ -392,6 +490,8 @@ class Trainer:
                 self.step()
                 if self.update % c.record_every == 0:
                     self._flush()
+                    if self.callback is not None:
+                        self.callback(self)
                 if self.update % c.eval_every == 0:
                     self.evaluate_and_retire()
                     bar.set_postfix(active=len(self.active), loss=f"{self.last_loss:.3f}",

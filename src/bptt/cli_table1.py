@@ -1,0 +1,80 @@
+"""``table1``: the natural problems of §4.2 (the paper's Table 1), as a click command."""
+
+from __future__ import annotations
+
+import signal
+import sys
+from pathlib import Path
+
+import click
+
+from bptt.experiments.natural import BUDGETS, DATASETS
+
+
+def _open_store(path: str | None):
+    from bptt.store import Store, default_store_path
+
+    p = Path(path) if path else default_store_path()
+    try:
+        return Store(p)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _sigterm_as_interrupt() -> None:
+    def handler(signum, frame):  # noqa: ARG001
+        raise KeyboardInterrupt
+    signal.signal(signal.SIGTERM, handler)
+
+
+def _datasets(values: tuple[str, ...]) -> list[str]:
+    chosen: list[str] = []
+    for v in values or ("all",):
+        for name in (DATASETS if v == "all" else (v,)):
+            if name not in chosen:
+                chosen.append(name)
+    return chosen
+
+
+@click.command("table1")
+@click.option("--dataset", "datasets", multiple=True, type=click.Choice(DATASETS + ("all",)),
+              help="A data set (repeat the option for several); default: all six.")
+@click.option("--budget", default="quick", show_default=True, type=click.Choice(BUDGETS),
+              help="smoke: seconds, checks the machinery; quick: a few epochs; full: the paper's protocol.")
+@click.option("--data-dir", type=click.Path(file_okay=False),
+              help="Folder holding SHA256SUMS, music/*.mat and ptb/ptb.char.*.txt "
+                   "(default: $BPTT_DATA, or the nearest shared/data).")
+@click.option("--out", "out_dir", default="table1-output", show_default=True, type=click.Path(file_okay=False),
+              help="Where table1.md, table1.json and table1.png/.svg go.")
+@click.option("--store", "store_path", help="Results store (default $BPTT_STORE or ./bptt-results.sqlite).")
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0),
+              help="Seed of the initial weights (shared by the three methods) and of the window order.")
+@click.option("--threads", type=click.IntRange(min=1),
+              help="CPU threads for PyTorch (default: PyTorch's choice). On a busy machine 1 is often fastest.")
+@click.option("--device", default="cpu", show_default=True)
+@click.option("--restart", is_flag=True, help="Train again even where finished runs are in the store.")
+@click.option("--progress/--no-progress", default=True, show_default=True)
+def table1_command(datasets, budget, data_dir, out_dir, store_path, seed, threads, device, restart,
+                   progress) -> None:
+    """The paper's Table 1: MSGD, MSGD+C and MSGD+CR on the natural problems.
+
+    Trains the three methods on each data set (Piano-midi.de, Nottingham, MuseData,
+    JSB Chorales, Penn Treebank characters 1 and 5 steps ahead) as one ensemble,
+    records one run per method in the results store, and writes our table beside the
+    paper's with learning curves and the time per epoch. Interrupted (Ctrl-C) or
+    killed, the same command resumes where it stopped; finished data sets are read
+    back from the store.
+    """
+    from bptt.experiments.natural import run_table1
+
+    _sigterm_as_interrupt()
+    store = _open_store(store_path)
+    try:
+        run_table1(store=store, datasets=_datasets(datasets), budget=budget, data_dir=data_dir,
+                   out_dir=Path(out_dir), seed=seed, device=device, threads=threads, restart=restart,
+                   progress=progress, echo=click.echo)
+    except (FileNotFoundError, ValueError, RuntimeError) as exc:
+        raise click.ClickException(str(exc)) from None
+    except KeyboardInterrupt:
+        click.echo("\nstopped; checkpoint saved. Run the same command again to resume.", err=True)
+        sys.exit(130)

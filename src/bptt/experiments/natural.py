@@ -1,0 +1,1137 @@
+"""The natural problems of §4.2: polyphonic music and Penn Treebank characters (Table 1).
+
+The paper trains the same sigmoid RNN with plain minibatch SGD (MSGD), with
+gradient-norm clipping (MSGD+C) and with clipping and the regularizer Ω (MSGD+CR)
+on four piano-roll data sets and on character-level Penn Treebank, and reports the
+training and test figure at the best validation point. Here the three methods of one
+data set are one ensemble of E = 3 members with identical initial weights, fed the
+same windows; learning rate, clipping threshold and α are per-member ``[E]`` tensors
+(MSGD's threshold lies above the non-finite guard's limit, so it never clips; α is 0
+for the members without Ω).
+
+The loop, for one data set::
+
+    for epoch in 1..max_epochs:
+        h ← 0
+        for (x, y, mask, reset) in windows of the training split (200 steps):
+            h[:, reset] ← 0                         # a lane starts a new sequence
+            one exact engine pass from h (BPTT inside the window) → loss, grads, Ω, norm
+            [PTB] b's gradient ← 0 (no biases); grads ← grads · steps per lane (summed cost)
+            non-finite guard → clip (Algorithm 1) → SGD step, each member with its lr
+            h ← last state of the window (carried forward, no gradient through it)
+        evaluate every step of train, valid and test (forward only, state carried)
+        per member: halve lr if the validation figure rose; remember the best epoch;
+                    stop after ``patience`` epochs without improvement
+
+Music windows come from :meth:`bptt.tasks.music.MusicData.windows` (sequences dealt to
+lanes in a fresh random order each epoch; ``reset`` marks a lane starting a sequence);
+PTB windows from :meth:`bptt.tasks.text.TextData.stream` (contiguous lanes, the state
+carried through the whole split). PTB symbols enter one-hot (50 inputs).
+
+**Measures.** Music: negative log-likelihood per time step in nats (summed over the 88
+keys, averaged over every predicted step of the split). PTB: bits per character over
+every prediction of the split (``N − ahead`` of them). The store's curves call both
+``*_nll``.
+
+**Summed cost (PTB).** The engine averages the loss over steps × lanes. The paper's
+PTB cost is summed over each 200-step window, so the gradient is multiplied by the
+number of steps per lane of the window (T, or fewer in the last window); the
+clipping threshold 45 and the learning rates apply to that summed-cost gradient. α
+weighs Ω against the summed cost: the gradient is ∇(Σ_t cost_t) + α_t ∇Ω.
+
+**Records.** One run per member in the results store, with key
+``table1:<group>:<method>`` (``group``: a hash of the whole configuration). Curves with
+``step`` = epoch: ``train_nll``, ``valid_nll``, ``test_nll``, ``train_running`` (the
+mean training loss over the epoch, in the same unit), ``lr``, ``epoch_updates``,
+``epoch_seconds`` (training), ``eval_seconds``, ``ms_per_update``, ``ensemble_size``,
+``epoch_clipped`` (fraction of updates clipped), ``epoch_grad_norm_mean``,
+``epoch_grad_norm_max``, ``epoch_nonfinite``, ``epoch_omega``. Curves with ``step`` =
+update, averaged over blocks of ``record_every`` updates: ``loss``, ``grad_norm``
+(block max), ``grad_norm_mean``, ``clipped``, ``omega``, ``nonfinite``. Events:
+``nonfinite`` and ``lr_halved``. Checkpoints of the whole ensemble every
+``checkpoint_every`` updates and at every epoch's end; a killed or interrupted run
+resumes exactly where it stopped when the same command runs again; a finished one is
+read back from the store instead of trained again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import io
+import json
+import math
+import os
+import socket
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator, NamedTuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from bptt.models import ElmanRNN
+from bptt.store import config_key
+from bptt.training.clipping import NORM_LIMIT, clip_by_global_norm, global_norm, nonfinite, sgd_update
+from bptt.training.regularizer import alpha_schedule, check_omega
+
+__all__ = [
+    "DATASETS", "METHODS", "BUDGETS", "PAPER_TABLE1", "PROTOCOL", "METHOD_LABEL",
+    "NaturalConfig", "NaturalTrainer", "DatasetResult", "MemberSummary",
+    "Batch", "MusicSource", "TextSource", "load_source", "evaluate_split",
+    "protocol", "train_natural", "run_table1", "write_report",
+]
+
+DATASETS = ("piano_midi", "nottingham", "musedata", "jsb_chorales", "ptb_1step", "ptb_5step")
+METHODS = ("msgd", "msgd-c", "msgd-cr")
+BUDGETS = ("smoke", "quick", "full")
+METHOD_LABEL = {"msgd": "MSGD", "msgd-c": "MSGD+C", "msgd-cr": "MSGD+CR"}
+METHOD_COLOR = {"msgd": "#d62728", "msgd-c": "#1f77b4", "msgd-cr": "#2ca02c"}
+DATASET_LABEL = {"piano_midi": "Piano-midi.de", "nottingham": "Nottingham", "musedata": "MuseData",
+                 "jsb_chorales": "JSB Chorales", "ptb_1step": "PTB, 1 step",
+                 "ptb_5step": "PTB, 5 steps"}
+
+#: The paper's Table 1, (train, test) per method; ``None`` where it gives no figure.
+#: Music: negative log-likelihood per time step (nats); PTB: bits per character.
+PAPER_TABLE1: dict[str, dict[str, tuple[float, float] | None]] = {
+    "piano_midi": {"msgd": (6.87, 7.56), "msgd-c": (6.81, 7.53), "msgd-cr": (7.01, 7.46)},
+    "nottingham": {"msgd": (3.67, 3.80), "msgd-c": (3.21, 3.48), "msgd-cr": (2.95, 3.36)},
+    "musedata": {"msgd": (8.25, 7.11), "msgd-c": (6.54, 7.00), "msgd-cr": (6.43, 6.97)},
+    "jsb_chorales": {"msgd": None, "msgd-c": None, "msgd-cr": None},
+    "ptb_1step": {"msgd": (1.46, 1.50), "msgd-c": (1.34, 1.42), "msgd-cr": (1.36, 1.41)},
+    "ptb_5step": {"msgd": None, "msgd-c": (3.76, 3.89), "msgd-cr": (3.70, 3.74)},
+}
+
+_MUSIC = dict(unit="sigmoid", init="sigmoid", bias=True, window=200, threshold=8.0,
+              alpha_schedule="inverse", summed_cost=False, batch_size=10)
+_PTB = dict(unit="sigmoid", init="sigmoid", bias=False, window=200, threshold=45.0, hidden=500,
+            lr={"msgd": 0.001, "msgd-c": 0.01, "msgd-cr": 0.05}, alpha0=0.5,
+            alpha_schedule="inverse", summed_cost=True, batch_size=32)
+
+#: The paper's protocol (its appendix, as reported), per data set. JSB Chorales is not
+#: in the paper; it takes Nottingham's settings. Where the appendix is silent (minibatch
+#: size, α for PTB, learning-rate halving outside Piano-midi.de and Nottingham) the
+#: values are this library's choices; docs/table1.md lists them.
+PROTOCOL: dict[str, dict] = {
+    "piano_midi": _MUSIC | dict(hidden=300, lr=1.0, alpha0=0.5),
+    "nottingham": _MUSIC | dict(hidden=300, lr=1.0, alpha0=0.5),
+    "jsb_chorales": _MUSIC | dict(hidden=300, lr=1.0, alpha0=0.5),
+    "musedata": _MUSIC | dict(hidden=400, lr=0.5, alpha0=0.1),
+    "ptb_1step": _PTB | dict(ahead=1),
+    "ptb_5step": _PTB | dict(ahead=5),
+}
+
+#: What each budget changes. ``full`` is the protocol with early stopping; ``quick``
+#: keeps the paper's sizes for music (fewer epochs) and shrinks PTB's network;
+#: ``smoke`` exercises everything on a few windows in seconds.
+BUDGET_SETTINGS: dict[str, dict[str, dict]] = {
+    "full": {
+        "music": dict(max_epochs=100, patience=10),
+        "ptb": dict(max_epochs=20, patience=3),
+    },
+    "quick": {
+        "piano_midi": dict(max_epochs=10, patience=3),
+        "nottingham": dict(max_epochs=6, patience=3),
+        "musedata": dict(max_epochs=4, patience=3),
+        "jsb_chorales": dict(max_epochs=20, patience=3),
+        "ptb": dict(hidden=128, max_epochs=2, patience=2, eval_batch_size=128),
+    },
+    "smoke": {
+        "all": dict(hidden=16, window=25, batch_size=4, eval_batch_size=8, max_epochs=2, patience=2,
+                    max_updates_per_epoch=3, eval_windows=2, record_every=1, checkpoint_every=2),
+    },
+}
+
+
+@dataclass
+class NaturalConfig:
+    """Everything that defines the training of one data set's ensemble.
+
+    ``lr`` is one float for all methods or a mapping method → float. ``threshold`` is
+    the clipping threshold of the clipping methods; ``alpha0`` is Ω's weight of
+    MSGD+CR, α_t = alpha0 / t (``"inverse"``) or alpha0 (``"constant"``) at update t.
+    ``eval_windows`` (smoke budget only) restricts evaluation to the first windows of
+    each split; by default every step of every split is evaluated.
+    """
+
+    dataset: str
+    budget: str = "full"
+    hidden: int = 300
+    unit: str = "sigmoid"
+    init: str = "sigmoid"
+    bias: bool = True
+    window: int = 200
+    batch_size: int = 10
+    eval_batch_size: int = 32
+    eval_window: int = 200
+    lr: float | dict = 1.0
+    threshold: float = 8.0
+    alpha0: float = 0.5
+    alpha_schedule: str = "inverse"
+    omega: str = "squared"
+    summed_cost: bool = False
+    ahead: int = 1
+    halve_lr_on_rise: bool = True
+    max_epochs: int = 100
+    patience: int = 10
+    rel_tol: float = 1e-4
+    max_updates_per_epoch: int | None = None
+    eval_windows: int | None = None
+    eval_train: bool = True
+    methods: tuple = METHODS
+    seed: int = 0
+    dtype: str = "float32"
+    device: str = "cpu"
+    record_every: int = 10
+    checkpoint_every: int = 200
+
+    def validate(self) -> "NaturalConfig":
+        if self.dataset not in DATASETS:
+            raise ValueError(f"unknown data set {self.dataset!r}; choose one of {', '.join(DATASETS)}")
+        if self.budget not in BUDGETS:
+            raise ValueError(f"unknown budget {self.budget!r}; choose one of {', '.join(BUDGETS)}")
+        self.methods = tuple(self.methods)
+        if not self.methods or any(m not in METHODS for m in self.methods) \
+                or len(set(self.methods)) != len(self.methods):
+            raise ValueError(f"methods must be distinct names from {', '.join(METHODS)}, got {self.methods}")
+        check_omega(self.omega)
+        alpha_schedule(self.alpha_schedule, self.alpha0)
+        for name in ("hidden", "window", "batch_size", "eval_batch_size", "eval_window", "max_epochs",
+                     "patience", "record_every", "checkpoint_every", "ahead"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("max_updates_per_epoch", "eval_windows"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1 or None, got {getattr(self, name)}")
+        for m in self.methods:
+            lr = self.method_lr(m)
+            if not (lr > 0 and math.isfinite(lr)):
+                raise ValueError(f"learning rate of {m} must be > 0, got {lr}")
+        if not (self.threshold > 0 and math.isfinite(self.threshold)):
+            raise ValueError(f"clipping threshold must be finite and > 0, got {self.threshold}")
+        if self.dtype not in ("float32", "float64"):
+            raise ValueError(f"dtype must be 'float32' or 'float64', got {self.dtype!r}")
+        return self
+
+    @property
+    def is_text(self) -> bool:
+        return self.dataset.startswith("ptb")
+
+    @property
+    def measure(self) -> str:
+        return "bits per character" if self.is_text else "negative log-likelihood per time step (nats)"
+
+    def method_lr(self, method: str) -> float:
+        return float(self.lr[method]) if isinstance(self.lr, dict) else float(self.lr)
+
+    def method_threshold(self, method: str) -> float | None:
+        return None if method == "msgd" else float(self.threshold)
+
+    def method_alpha0(self, method: str) -> float:
+        return float(self.alpha0) if method == "msgd-cr" else 0.0
+
+    def as_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["methods"] = list(self.methods)
+        return d
+
+    @property
+    def group(self) -> str:
+        """A hash of the configuration: the runs of one ensemble share it."""
+        return config_key(self.as_dict())
+
+    def member(self, method: str) -> dict:
+        """The configuration stored with the run of one member."""
+        d = self.as_dict()
+        d.update(method=method, lr=self.method_lr(method), threshold=self.method_threshold(method),
+                 alpha0=self.method_alpha0(method), group=self.group, experiment="table1",
+                 measure=self.measure)
+        return d
+
+
+def protocol(dataset: str, budget: str = "full", **overrides) -> NaturalConfig:
+    """The configuration of ``dataset`` under ``budget`` (see :data:`PROTOCOL`)."""
+    if dataset not in PROTOCOL:
+        raise ValueError(f"unknown data set {dataset!r}; choose one of {', '.join(DATASETS)}")
+    if budget not in BUDGET_SETTINGS:
+        raise ValueError(f"unknown budget {budget!r}; choose one of {', '.join(BUDGETS)}")
+    values = dict(PROTOCOL[dataset])
+    family = "ptb" if dataset.startswith("ptb") else "music"
+    for key in ("all", family, dataset):
+        values.update(BUDGET_SETTINGS[budget].get(key, {}))
+    values.update(overrides)
+    return NaturalConfig(dataset=dataset, budget=budget, **values).validate()
+
+
+# ---------------------------------------------------------------------------------------
+# data
+# ---------------------------------------------------------------------------------------
+
+class Batch(NamedTuple):
+    """One window: ``x [T,B,I]`` float, ``y`` (``[T,B,O]`` float or ``[T,B]`` int64),
+    ``mask [T,B]``, ``reset [B]`` bool or ``None`` (lanes that start a new sequence)."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+    mask: torch.Tensor
+    reset: torch.Tensor | None
+
+
+class MusicSource:
+    """Piano rolls as windows of next-frame prediction (88 sigmoid outputs)."""
+
+    output = "sigmoid"
+
+    def __init__(self, data) -> None:
+        self.data = data
+        self.n_in = self.n_out = 88
+
+    def batches(self, split: str, batch_size: int, window: int, rng: int | None = None,
+                device: str | torch.device = "cpu") -> Iterator[Batch]:
+        gen = None if rng is None else np.random.default_rng(rng)
+        for w in self.data.windows(split, batch_size, window, rng=gen):
+            yield Batch(w.x.to(device), w.y.to(device), w.mask.to(device), w.reset.to(device))
+
+    def n_windows(self, split: str, batch_size: int, window: int, rng: int | None = None) -> int:
+        from bptt.tasks.music import _plan_lanes, sequence_steps
+
+        seqs = self.data.split(split)
+        order = np.arange(len(seqs)) if rng is None else np.random.default_rng(rng).permutation(len(seqs))
+        lanes = _plan_lanes([sequence_steps(s) for s in seqs], batch_size, window, order.tolist())
+        return max((len(lane) for lane in lanes), default=0)
+
+    def n_steps(self, split: str) -> int:
+        return self.data.n_steps(split)
+
+    @staticmethod
+    def to_measure(nats: float, count: float) -> float:
+        """Nats per predicted step."""
+        return nats / count if count > 0 else float("nan")
+
+
+class TextSource:
+    """PTB characters as contiguous lanes of next (or ``ahead``-th next) symbol prediction."""
+
+    output = "softmax"
+
+    def __init__(self, data, ahead: int = 1) -> None:
+        self.data = data
+        self.ahead = int(ahead)
+        self.n_in = self.n_out = data.vocab_size
+
+    def batches(self, split: str, batch_size: int, window: int, rng: int | None = None,
+                device: str | torch.device = "cpu") -> Iterator[Batch]:
+        for w in self.data.stream(split, batch_size, window, ahead=self.ahead):
+            x = F.one_hot(w.x, self.n_in).to(torch.float32)            # [T,B,V]
+            yield Batch(x.to(device), w.y.to(device), w.mask.to(device), None)
+
+    def n_windows(self, split: str, batch_size: int, window: int, rng: int | None = None) -> int:
+        longest = -(-self.data.n_predictions(split, self.ahead) // batch_size)
+        return -(-longest // window)
+
+    def n_steps(self, split: str) -> int:
+        return self.data.n_predictions(split, self.ahead)
+
+    @staticmethod
+    def to_measure(nats: float, count: float) -> float:
+        """Bits per character."""
+        return nats / (count * math.log(2)) if count > 0 else float("nan")
+
+
+def load_source(dataset: str, data_dir: str | os.PathLike | None = None, *, cache: dict | None = None):
+    """The data of one of :data:`DATASETS` as a :class:`MusicSource` or :class:`TextSource`.
+
+    ``cache`` (a dict) shares the loaded PTB text between its two variants.
+    """
+    if dataset not in DATASETS:
+        raise ValueError(f"unknown data set {dataset!r}; choose one of {', '.join(DATASETS)}")
+    if dataset.startswith("ptb"):
+        from bptt.tasks.text import load_ptb_chars
+
+        key = ("ptb", str(data_dir))
+        if cache is not None and key in cache:
+            text = cache[key]
+        else:
+            text = load_ptb_chars(data_dir)
+            if cache is not None:
+                cache[key] = text
+        return TextSource(text, ahead=PROTOCOL[dataset]["ahead"])
+    from bptt.tasks.music import load_music
+
+    return MusicSource(load_music(dataset, data_dir))
+
+
+@torch.no_grad()
+def evaluate_split(model: ElmanRNN, source, split: str, *, batch_size: int = 32, window: int = 200,
+                   max_windows: int | None = None) -> tuple[np.ndarray, int]:
+    """Total loss in nats of every member over a split, forward only.
+
+    The state is carried from window to window of a lane (zeroed where a new sequence
+    starts), exactly as in training, so every step sees its whole past.
+
+    Returns:
+        ``(nats [E] float64, count)``: the summed loss and the number of predicted
+        steps it covers (all of the split's unless ``max_windows`` stops early).
+    """
+    E, H = model.ensemble, model.n_hidden
+    total = torch.zeros(E, dtype=torch.float64)
+    count = 0
+    h = None
+    for k, b in enumerate(source.batches(split, batch_size, window, device=model.device)):
+        if max_windows is not None and k >= max_windows:
+            break
+        if h is None:
+            h = torch.zeros(E, b.x.shape[1], H, dtype=model.dtype, device=model.device)
+        elif b.reset is not None and bool(b.reset.any()):
+            h[:, b.reset] = 0.0
+        ev = model.evaluate(b.x, b.y, h0=h, mask=b.mask)
+        n = int(b.mask.sum().item())
+        total += ev.loss.to("cpu", torch.float64) * n
+        count += n
+        h = ev.h_last
+    return total.numpy(), count
+
+
+# ---------------------------------------------------------------------------------------
+# training
+# ---------------------------------------------------------------------------------------
+
+@dataclass
+class _Member:
+    """The bookkeeping of one ensemble member (one method)."""
+
+    method: str
+    lr: float
+    threshold: float | None
+    alpha0: float
+    run_id: int | None = None
+    status: str = "running"
+    stop_reason: str = ""
+    best_epoch: int = 0
+    best: dict = field(default_factory=lambda: {"train": math.nan, "valid": math.inf, "test": math.nan})
+    prev_valid: float = math.nan
+    bad_epochs: int = 0
+    halvings: int = 0
+    updates: int = 0
+    clipped: int = 0
+    nonfinite: int = 0
+    epochs: int = 0
+
+
+@dataclass
+class MemberSummary:
+    """One method's result on one data set, read from its run."""
+
+    method: str
+    run_id: int
+    status: str
+    best_epoch: int
+    train: float
+    valid: float
+    test: float
+    epochs: int
+    updates: int
+    clipped_fraction: float
+    nonfinite: int
+    lr_final: float
+    stop_reason: str
+
+
+@dataclass
+class DatasetResult:
+    """The three methods on one data set, with the ensemble's timings."""
+
+    dataset: str
+    config: dict
+    members: list[MemberSummary]
+    timing: dict
+    reused: bool = False
+
+    def member(self, method: str) -> MemberSummary | None:
+        return next((m for m in self.members if m.method == method), None)
+
+
+class _EpochStats:
+    """Per-member sums over one epoch's updates."""
+
+    def __init__(self, E: int) -> None:
+        self.loss_nats = np.zeros(E)
+        self.count = 0.0
+        self.updates = 0
+        self.norm_sum = np.zeros(E)
+        self.norm_max = np.zeros(E)
+        self.clipped = np.zeros(E)
+        self.nonfinite = np.zeros(E)
+        self.omega_sum = np.zeros(E)
+        self.seconds = 0.0
+
+    def keep(self, idx: list[int]) -> None:
+        for k in ("loss_nats", "norm_sum", "norm_max", "clipped", "nonfinite", "omega_sum"):
+            setattr(self, k, getattr(self, k)[idx])
+
+
+_BLOCK_FIELDS = ("loss", "grad_norm", "clipped", "omega", "nonfinite")
+
+
+@contextmanager
+def _num_threads(n: int | None):
+    if n is None:
+        yield
+        return
+    saved = torch.get_num_threads()
+    torch.set_num_threads(int(n))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(saved)
+
+
+class NaturalTrainer:
+    """Trains the methods of one data set as one ensemble (see the module docstring).
+
+    Args:
+        config: a validated :class:`NaturalConfig` (see :func:`protocol`).
+        source: the data (:func:`load_source`).
+        store: a :class:`bptt.store.Store`; one run per member is recorded in it.
+        progress: show a progress bar per epoch.
+        echo: called with one line per epoch.
+    """
+
+    def __init__(self, config: NaturalConfig, source, store, *, progress: bool = False,
+                 echo: Callable[[str], None] | None = None) -> None:
+        self.config = config.validate()
+        c = config
+        self.source = source
+        self.store = store
+        self.progress = progress
+        self.echo = echo or (lambda s: None)
+        dtype = getattr(torch, c.dtype)
+        E = len(c.methods)
+        self.model = ElmanRNN(source.n_in, c.hidden, source.n_out, unit=c.unit, init=c.init,
+                              output=source.output, seeds=[c.seed] * E, dtype=dtype, device=c.device)
+        self.members = [_Member(m, c.method_lr(m), c.method_threshold(m), c.method_alpha0(m))
+                        for m in c.methods]
+        self.active = list(range(E))
+        self.epoch = 0               # completed epochs
+        self.position = 0            # windows done in the current epoch
+        self.update = 0
+        self.h: torch.Tensor | None = None
+        self.stats = _EpochStats(E)
+        self.best_params: dict[int, dict[str, torch.Tensor]] = {}
+        self._block: dict[str, list[np.ndarray]] = {k: [] for k in _BLOCK_FIELDS}
+        self._schedules = [alpha_schedule(c.alpha_schedule, mem.alpha0) for mem in self.members]
+        self._consistent = True
+
+    # -- per-member tensors over the active members ------------------------------------------
+    def _tensor(self, values: list[float]) -> torch.Tensor:
+        return torch.tensor(values, dtype=self.model.dtype, device=self.model.device)
+
+    def _lr(self) -> torch.Tensor:
+        return self._tensor([self.members[m].lr for m in self.active])
+
+    def _threshold(self) -> torch.Tensor:
+        # MSGD's "threshold" lies above the guard's limit: a norm that large is never
+        # clipped, it is caught by the guard instead.
+        return self._tensor([self.members[m].threshold or 10.0 * NORM_LIMIT for m in self.active])
+
+    def _alpha(self, t: int) -> torch.Tensor:
+        return self._tensor([self._schedules[m](t) for m in self.active])
+
+    # -- store --------------------------------------------------------------------------------
+    def run_key(self, method: str) -> str:
+        return f"table1:{self.config.group}:{method}"
+
+    def _start_runs(self) -> None:
+        for mem in self.members:
+            if mem.run_id is None:
+                mem.run_id = self.store.start_run(self.config.member(mem.method), sweep="table1",
+                                                  key=self.run_key(mem.method))
+
+    def _flush_block(self) -> None:
+        if not self._block["loss"]:
+            return
+        block = {k: np.stack(v) for k, v in self._block.items()}
+        self._block = {k: [] for k in _BLOCK_FIELDS}
+        for j, m in enumerate(self.active):
+            self.store.log_curve(self.members[m].run_id, [{
+                "step": self.update,
+                "loss": float(np.mean(block["loss"][:, j])),
+                "grad_norm": float(np.max(block["grad_norm"][:, j])),
+                "grad_norm_mean": float(np.mean(block["grad_norm"][:, j])),
+                "clipped": float(np.mean(block["clipped"][:, j])),
+                "omega": float(np.mean(block["omega"][:, j])),
+                "nonfinite": float(np.sum(block["nonfinite"][:, j]))}])
+
+    # -- checkpoints ----------------------------------------------------------------------------
+    def state(self) -> dict:
+        s = self.stats
+        return {"kind": "table1-ensemble", "config": self.config.as_dict(), "epoch": self.epoch,
+                "position": self.position, "update": self.update, "active": list(self.active),
+                "members": [dataclasses.asdict(m) for m in self.members],
+                "model": {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()},
+                "model_config": self.model.config(),
+                "h": None if self.h is None else self.h.detach().cpu().clone(),
+                "stats": {k: getattr(s, k) for k in vars(s)},
+                "best_params": {m: {k: v.cpu() for k, v in p.items()} for m, p in self.best_params.items()}}
+
+    def save_checkpoint(self) -> None:
+        self._flush_block()
+        buf = io.BytesIO()
+        torch.save(self.state(), buf)
+        payload = buf.getvalue()
+        self.store.save_checkpoints([(self.members[m].run_id, self.update, payload) for m in self.active])
+
+    @classmethod
+    def from_state(cls, state: dict, source, store, *, progress: bool = False,
+                   echo: Callable[[str], None] | None = None) -> "NaturalTrainer":
+        """Rebuild a trainer exactly as it was when ``state`` was saved."""
+        cfg = dict(state["config"])
+        cfg["methods"] = tuple(cfg["methods"])
+        self = cls(NaturalConfig(**cfg), source, store, progress=progress, echo=echo)
+        self.epoch, self.position, self.update = state["epoch"], state["position"], state["update"]
+        self.active = list(state["active"])
+        self.members = [_Member(**m) for m in state["members"]]
+        device = self.config.device
+        self.model = ElmanRNN.from_config(state["model_config"], device=device)
+        self.model.load_state_dict(state["model"])
+        self.h = None if state["h"] is None else state["h"].to(device)
+        stats = _EpochStats(len(self.active))
+        for k, v in state["stats"].items():
+            setattr(stats, k, v)
+        self.stats = stats
+        self.best_params = {int(m): {k: v.to(device) for k, v in p.items()}
+                            for m, p in state["best_params"].items()}
+        return self
+
+    # -- one update -----------------------------------------------------------------------------
+    def step(self, batch: Batch) -> None:
+        """One update of every active member on one window."""
+        c = self.config
+        x, y, mask, reset = batch
+        B = x.shape[1]
+        if self.h is None or self.h.shape[1] != B:
+            self.h = torch.zeros(len(self.active), B, c.hidden, dtype=self.model.dtype, device=self.model.device)
+        elif reset is not None and bool(reset.any()):
+            self.h[:, reset] = 0.0
+        t = self.update + 1
+        count = float(mask.sum())
+        scale = count / B if c.summed_cost else 1.0           # steps per lane: summed cost
+        alpha = self._alpha(t)
+        use_omega = bool((alpha > 0).any())
+        out = self.model.forward_backward(x, y, alpha=alpha / scale, omega=c.omega if use_omega else None,
+                                          h0=self.h, mask=mask)
+        grads, norm = out.grads, out.grad_norm
+        if not c.bias:
+            grads["b"] = torch.zeros_like(grads["b"])
+            norm = global_norm(grads)
+        if scale != 1.0:
+            grads = {k: g * scale for k, g in grads.items()}
+            norm = norm * scale
+        bad = nonfinite(norm)
+        grads, clipped = clip_by_global_norm(grads, self._threshold(), norm)
+        # From here on the state changes; an interrupt before the caller has advanced
+        # ``position`` leaves it inconsistent, and the last checkpoint is kept instead.
+        self._consistent = False
+        sgd_update(self.model.params, grads, self._lr(), bad)
+        self.h = out.h_last
+        self.update = t
+
+        loss = out.loss.detach().to("cpu", torch.float64).numpy()
+        norm_np = norm.detach().to("cpu", torch.float64).numpy()
+        clipped_np = (clipped & ~bad).cpu().numpy().astype(np.float64)
+        bad_np = bad.cpu().numpy().astype(np.float64)
+        omega_np = out.omega.detach().to("cpu", torch.float64).numpy()
+        for k, v in zip(_BLOCK_FIELDS, (loss, norm_np, clipped_np, omega_np, bad_np)):
+            self._block[k].append(v)
+        s = self.stats
+        s.loss_nats += loss * count
+        s.count += count
+        s.updates += 1
+        finite_norm = np.where(np.isfinite(norm_np), norm_np, 0.0)
+        s.norm_sum += finite_norm
+        s.norm_max = np.maximum(s.norm_max, finite_norm)
+        s.clipped += clipped_np
+        s.nonfinite += bad_np
+        s.omega_sum += omega_np
+        for j, m in enumerate(self.active):
+            mem = self.members[m]
+            mem.updates += 1
+            mem.clipped += int(clipped_np[j])
+            if bad_np[j]:
+                mem.nonfinite += 1
+                self.store.log_event(mem.run_id, self.update, "nonfinite",
+                                     f"gradient norm {norm_np[j]:.3g}: update skipped, W_rec shrunk")
+
+    # -- one epoch ----------------------------------------------------------------------------
+    def _epoch_seed(self) -> int:
+        return int(np.random.SeedSequence([self.config.seed, 7919, self.epoch]).generate_state(1)[0])
+
+    def train_epoch(self) -> None:
+        """Train over the windows of the epoch, from ``position`` on (a resumed epoch)."""
+        from tqdm.auto import tqdm
+
+        c = self.config
+        seed = self._epoch_seed()
+        n_windows = self.source.n_windows("train", c.batch_size, c.window, rng=seed)
+        if c.max_updates_per_epoch is not None:
+            n_windows = min(n_windows, c.max_updates_per_epoch)
+        if self.position == 0:
+            self.h = None
+        bar = tqdm(total=n_windows, initial=self.position, disable=not self.progress, unit="upd",
+                   dynamic_ncols=True, leave=False, desc=f"{c.dataset} epoch {self.epoch + 1}")
+        started = time.perf_counter()
+        try:
+            for k, batch in enumerate(self.source.batches("train", c.batch_size, c.window, rng=seed,
+                                                          device=self.model.device)):
+                if k >= n_windows:
+                    break
+                if k < self.position:
+                    continue
+                self.step(batch)
+                self.position = k + 1
+                self._consistent = True
+                if self.update % c.record_every == 0:
+                    self._flush_block()
+                if self.update % c.checkpoint_every == 0:
+                    self.stats.seconds += time.perf_counter() - started
+                    self.save_checkpoint()
+                    started = time.perf_counter()
+                bar.update(1)
+                if self.stats.updates and self.stats.count:
+                    run = self.stats.loss_nats / self.stats.count
+                    bar.set_postfix(loss=" ".join(f"{self.source.to_measure(v, 1.0):.3f}" for v in run))
+        finally:
+            self.stats.seconds += time.perf_counter() - started
+            bar.close()
+        self._flush_block()
+
+    def evaluate(self, split: str) -> np.ndarray:
+        """The data set's measure for every active member over ``split``."""
+        c = self.config
+        nats, count = evaluate_split(self.model, self.source, split, batch_size=c.eval_batch_size,
+                                     window=c.eval_window, max_windows=c.eval_windows)
+        if c.eval_windows is None and count != self.source.n_steps(split):
+            raise RuntimeError(f"evaluation of {split} covered {count} steps, expected "
+                               f"{self.source.n_steps(split)}")
+        return np.array([self.source.to_measure(v, count) for v in nats])
+
+    def end_epoch(self) -> None:
+        """Evaluate, record, halve learning rates, remember the best, retire members."""
+        c = self.config
+        t0 = time.perf_counter()
+        figures = {split: self.evaluate(split) for split in (["train"] if c.eval_train else []) + ["valid", "test"]}
+        eval_seconds = time.perf_counter() - t0
+        self.epoch += 1
+        s = self.stats
+        E = len(self.active)
+        running = s.loss_nats / max(s.count, 1.0)
+        retire: list[int] = []
+        lines = []
+        for j, m in enumerate(self.active):
+            mem = self.members[m]
+            mem.epochs = self.epoch
+            valid = float(figures["valid"][j])
+            train = float(figures["train"][j]) if c.eval_train else self.source.to_measure(running[j], 1.0)
+            test = float(figures["test"][j])
+            self.store.log_curve(mem.run_id, [{
+                "step": self.epoch, "train_nll": train, "valid_nll": valid, "test_nll": test,
+                "train_running": self.source.to_measure(running[j], 1.0), "lr": mem.lr,
+                "epoch_updates": s.updates, "epoch_seconds": s.seconds, "eval_seconds": eval_seconds,
+                "ms_per_update": 1000.0 * s.seconds / max(s.updates, 1), "ensemble_size": E,
+                "epoch_clipped": s.clipped[j] / max(s.updates, 1),
+                "epoch_grad_norm_mean": s.norm_sum[j] / max(s.updates, 1),
+                "epoch_grad_norm_max": s.norm_max[j], "epoch_nonfinite": s.nonfinite[j],
+                "epoch_omega": s.omega_sum[j] / max(s.updates, 1)}])
+            if math.isfinite(valid) and valid < mem.best["valid"]:
+                if valid < mem.best["valid"] - c.rel_tol * abs(mem.best["valid"]) or not math.isfinite(mem.best["valid"]):
+                    mem.bad_epochs = 0
+                else:
+                    mem.bad_epochs += 1
+                mem.best = {"train": train, "valid": valid, "test": test}
+                mem.best_epoch = self.epoch
+                self.best_params[m] = {k: v[j:j + 1].detach().clone() for k, v in self.model.params.items()}
+            else:
+                mem.bad_epochs += 1
+            rose = not math.isfinite(valid) or (math.isfinite(mem.prev_valid) and valid > mem.prev_valid)
+            if c.halve_lr_on_rise and rose:
+                mem.lr /= 2.0
+                mem.halvings += 1
+                self.store.log_event(mem.run_id, self.update, "lr_halved",
+                                     f"epoch {self.epoch}: validation {valid:.4f} after {mem.prev_valid:.4f}; "
+                                     f"learning rate now {mem.lr:g}")
+            mem.prev_valid = valid
+            if mem.bad_epochs >= c.patience:
+                mem.stop_reason = f"no improvement for {c.patience} epochs"
+                retire.append(j)
+            elif self.epoch >= c.max_epochs:
+                mem.stop_reason = f"epoch budget ({c.max_epochs}) spent"
+                retire.append(j)
+            lines.append(f"{METHOD_LABEL[mem.method]} {train:.3f}/{valid:.3f}/{test:.3f}")
+        self.echo(f"{c.dataset} epoch {self.epoch}: train/valid/test  " + "   ".join(lines)
+                  + f"   [{s.updates} updates, {s.seconds:.1f} s + eval {eval_seconds:.1f} s]")
+        for j in retire:
+            self._finish(self.active[j])
+        keep = [j for j in range(E) if j not in retire]
+        self.active = [self.active[j] for j in keep]
+        if retire and keep:
+            self.model = self.model.select(keep)
+        self.stats = _EpochStats(len(self.active))
+        self.position = 0
+        self.h = None
+
+    def _finish(self, m: int, status: str | None = None) -> None:
+        mem = self.members[m]
+        if status is None:
+            status = "succeeded" if math.isfinite(mem.best["valid"]) else "diverged"
+        mem.status = status
+        if status != "stopped":
+            params = self.best_params.get(m)
+            if params is not None:
+                member = ElmanRNN.from_config(self.model.config() | {"seeds": [self.config.seed]},
+                                              device=self.model.device)
+                with torch.no_grad():
+                    for k, p in member.params.items():
+                        p.copy_(params[k])
+                buf = io.BytesIO()
+                torch.save({"kind": "table1-best", "model": member.state_dict(),
+                            "model_config": member.config(), "epoch": mem.best_epoch}, buf)
+                self.store.save_checkpoints([(mem.run_id, self.update, buf.getvalue())])
+        self.store.finish_run(mem.run_id, status, self.metrics(m))
+
+    def metrics(self, m: int) -> dict:
+        mem = self.members[m]
+        return {"best_epoch": mem.best_epoch, "train": mem.best["train"], "valid": mem.best["valid"],
+                "test": mem.best["test"], "epochs": mem.epochs, "updates": mem.updates,
+                "clipped_fraction": mem.clipped / max(mem.updates, 1), "nonfinite": mem.nonfinite,
+                "lr_final": mem.lr, "lr_halvings": mem.halvings, "stop_reason": mem.stop_reason,
+                "measure": self.config.measure}
+
+    # -- the loop -------------------------------------------------------------------------------
+    def run(self, threads: int | None = None) -> None:
+        """Train until every member stopped.
+
+        A ``KeyboardInterrupt`` saves a checkpoint, marks the unfinished runs ``stopped``
+        and is re-raised; training the same configuration again resumes from there.
+        """
+        self._start_runs()
+        with _num_threads(threads):
+            try:
+                while self.active:
+                    self.train_epoch()
+                    self.end_epoch()
+                    if self.active:
+                        self.save_checkpoint()
+            except KeyboardInterrupt:
+                if self._consistent:
+                    self.save_checkpoint()
+                for m in self.active:
+                    self.members[m].status = "stopped"
+                    self.store.finish_run(self.members[m].run_id, "stopped", self.metrics(m))
+                raise
+
+
+# ---------------------------------------------------------------------------------------
+# one data set, resumable
+# ---------------------------------------------------------------------------------------
+
+def _pid_alive(pid: int | None) -> bool:
+    if not pid or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
+def _live_elsewhere(run: dict) -> bool:
+    """Whether a ``running`` run is owned by another process that is still alive."""
+    if run["pid"] == os.getpid() and run["host"] == socket.gethostname():
+        return False
+    if run["host"] == socket.gethostname():
+        return _pid_alive(run["pid"])
+    updated = datetime.datetime.fromisoformat(run["updated"])
+    if updated.tzinfo is None:
+        updated = updated.replace(tzinfo=datetime.timezone.utc)
+    age = datetime.datetime.now(datetime.timezone.utc) - updated
+    return age.total_seconds() < 1800
+
+
+def _summaries(store, config: NaturalConfig, runs: dict[str, dict]) -> list[MemberSummary]:
+    out = []
+    for method in config.methods:
+        r = store.get_run(runs[method]["id"])
+        mt = r["metrics"]
+        out.append(MemberSummary(
+            method=method, run_id=r["id"], status=r["status"], best_epoch=int(mt.get("best_epoch", 0)),
+            train=float(mt.get("train", math.nan)), valid=float(mt.get("valid", math.nan)),
+            test=float(mt.get("test", math.nan)), epochs=int(mt.get("epochs", 0)),
+            updates=int(mt.get("updates", 0)), clipped_fraction=float(mt.get("clipped_fraction", 0.0)),
+            nonfinite=int(mt.get("nonfinite", 0)), lr_final=float(mt.get("lr_final", math.nan)),
+            stop_reason=str(mt.get("stop_reason", ""))))
+    return out
+
+
+def timing_summary(store, run_ids: list[int]) -> dict:
+    """Time per epoch of an ensemble, from the epoch curves of its longest-lived run.
+
+    Returns the mean over the epochs trained with the whole ensemble (all three
+    members) of the training time, the evaluation time and ms per update, the
+    updates per epoch, the number of epochs and the total wall time of the ensemble.
+    """
+    names = ["epoch_seconds", "eval_seconds", "ms_per_update", "epoch_updates", "ensemble_size"]
+    curves = [store.get_curve(r, names) for r in run_ids]
+    longest = max(curves, key=lambda c: len(c["epoch_seconds"][0]))
+    if len(longest["epoch_seconds"][0]) == 0:
+        return {}
+    size = longest["ensemble_size"][1]
+    full = size == size.max()
+    return {"epochs": int(len(size)),
+            "ensemble_size": int(size.max()),
+            "train_seconds_per_epoch": float(longest["epoch_seconds"][1][full].mean()),
+            "eval_seconds_per_epoch": float(longest["eval_seconds"][1][full].mean()),
+            "ms_per_update": float(longest["ms_per_update"][1][full].mean()),
+            "updates_per_epoch": float(longest["epoch_updates"][1][full].mean()),
+            "total_seconds": float(longest["epoch_seconds"][1].sum() + longest["eval_seconds"][1].sum())}
+
+
+def train_natural(config: NaturalConfig, store, *, source=None, data_dir=None, progress: bool = False,
+                  echo: Callable[[str], None] | None = None, threads: int | None = None,
+                  restart: bool = False, cache: dict | None = None) -> DatasetResult:
+    """Train (or resume, or read back) the ensemble of one data set.
+
+    When every member of ``config`` already has a finished run in ``store``, its
+    results are read back and nothing is trained (unless ``restart``). When runs of
+    it were stopped or their process died, training resumes from the latest
+    checkpoint. Otherwise it starts afresh.
+    """
+    echo = echo or (lambda s: None)
+    config = config.validate()
+    group = config.group
+    latest: dict[str, dict] = {}
+    if not restart:
+        for method in config.methods:
+            runs = store.list_runs(key=f"table1:{group}:{method}", limit=1)
+            if runs:
+                latest[method] = runs[0]
+    if len(latest) == len(config.methods) and all(r["status"] in ("succeeded", "failed", "diverged")
+                                                  for r in latest.values()):
+        ids = [r["id"] for r in latest.values()]
+        echo(f"{config.dataset}: finished runs {', '.join(map(str, ids))} found in the store; not trained again")
+        return DatasetResult(config.dataset, config.as_dict(), _summaries(store, config, latest),
+                             timing_summary(store, ids), reused=True)
+    for r in latest.values():
+        if r["status"] == "running" and _live_elsewhere(r):
+            raise RuntimeError(f"run {r['id']} of {config.dataset} is being trained by process {r['pid']} "
+                               f"on {r['host']}; wait for it or use another store")
+    if source is None:
+        source = load_source(config.dataset, data_dir, cache=cache)
+    trainer = None
+    unfinished = [r for r in latest.values() if r["status"] in ("running", "stopped")]
+    checkpoints = [store.load_checkpoint(r["id"]) for r in unfinished]
+    checkpoints = [ck for ck in checkpoints if ck is not None]
+    if checkpoints:
+        step, payload = max(checkpoints, key=lambda sp: sp[0])
+        state = torch.load(io.BytesIO(payload), weights_only=False)
+        if state.get("kind") == "table1-ensemble":
+            trainer = NaturalTrainer.from_state(state, source, store, progress=progress, echo=echo)
+            for m in trainer.active:
+                store.update_run(trainer.members[m].run_id, status="running")
+            echo(f"{config.dataset}: resuming at epoch {trainer.epoch + 1}, update {trainer.update}")
+    if trainer is None:
+        for r in unfinished:
+            if r["status"] == "running":
+                store.finish_run(r["id"], "stopped", {"stop_reason": "abandoned before its first checkpoint"})
+        trainer = NaturalTrainer(config, source, store, progress=progress, echo=echo)
+    trainer.run(threads=threads)
+    runs = {mem.method: {"id": mem.run_id} for mem in trainer.members}
+    ids = [mem.run_id for mem in trainer.members]
+    return DatasetResult(config.dataset, config.as_dict(), _summaries(store, config, runs),
+                         timing_summary(store, ids))
+
+
+# ---------------------------------------------------------------------------------------
+# Table 1
+# ---------------------------------------------------------------------------------------
+
+def run_table1(*, store, datasets: list[str] | tuple[str, ...] = DATASETS, budget: str = "quick",
+               data_dir=None, out_dir: str | os.PathLike = "table1-output", seed: int = 0,
+               device: str = "cpu", threads: int | None = None, restart: bool = False,
+               progress: bool = False, echo: Callable[[str], None] = print) -> dict[str, DatasetResult]:
+    """Train the three methods on each data set and write the report.
+
+    Writes ``table1.md`` (our table beside the paper's, the timings, the protocol),
+    ``table1.json`` and the learning curves ``table1.png``/``.svg`` into ``out_dir``.
+    """
+    unknown = [d for d in datasets if d not in DATASETS]
+    if unknown:
+        raise ValueError(f"unknown data set(s) {', '.join(unknown)}; choose from {', '.join(DATASETS)}")
+    cache: dict = {}
+    results: dict[str, DatasetResult] = {}
+    started = time.perf_counter()
+    for name in datasets:
+        config = protocol(name, budget, seed=seed, device=device)
+        results[name] = train_natural(config, store, data_dir=data_dir, progress=progress, echo=echo,
+                                      threads=threads, restart=restart, cache=cache)
+    paths = write_report(results, store, Path(out_dir), budget=budget,
+                         seconds=time.perf_counter() - started)
+    echo("")
+    echo(table_markdown(results))
+    echo("")
+    echo("wrote " + ", ".join(str(p) for p in paths))
+    return results
+
+
+def _fmt(pair: tuple[float, float] | None) -> str:
+    if pair is None:
+        return "—"
+    a, b = pair
+    return f"{a:.2f} / {b:.2f}" if math.isfinite(a) and math.isfinite(b) else "n/a"
+
+
+def table_markdown(results: dict[str, DatasetResult]) -> str:
+    """Our train / test figures beside the paper's, one row per data set."""
+    head = "| data set (measure) | " + " | ".join(
+        f"{METHOD_LABEL[m]} ours | {METHOD_LABEL[m]} paper" for m in METHODS) + " |"
+    lines = [head, "|" + " --- |" * (1 + 2 * len(METHODS))]
+    for name, res in results.items():
+        unit = "bits/char" if name.startswith("ptb") else "NLL"
+        cells = []
+        for m in METHODS:
+            mem = res.member(m)
+            ours = None if mem is None else (mem.train, mem.test)
+            cells += [_fmt(ours), _fmt(PAPER_TABLE1[name][m])]
+        lines.append(f"| {DATASET_LABEL[name]} ({unit}) | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def timing_markdown(results: dict[str, DatasetResult]) -> str:
+    lines = ["| data set | hidden | minibatch | updates / epoch | ms / update (3 members) | "
+             "training s / epoch | evaluation s / epoch | epochs | total |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for name, res in results.items():
+        t, c = res.timing, res.config
+        if not t:
+            continue
+        lines.append(f"| {DATASET_LABEL[name]} | {c['hidden']} | {c['batch_size']} | {t['updates_per_epoch']:.0f} | "
+                     f"{t['ms_per_update']:.0f} | {t['train_seconds_per_epoch']:.1f} | "
+                     f"{t['eval_seconds_per_epoch']:.1f} | {t['epochs']} | {t['total_seconds'] / 60:.1f} min |")
+    return "\n".join(lines)
+
+
+def _details_markdown(results: dict[str, DatasetResult]) -> str:
+    lines = ["| data set | method | run | status | best epoch / epochs | valid at best | "
+             "updates clipped | non-finite | final lr | stopped because |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for name, res in results.items():
+        for mem in res.members:
+            lines.append(f"| {DATASET_LABEL[name]} | {METHOD_LABEL[mem.method]} | {mem.run_id} | {mem.status} | "
+                         f"{mem.best_epoch} / {mem.epochs} | {mem.valid:.3f} | "
+                         f"{100 * mem.clipped_fraction:.1f}% | {mem.nonfinite} | {mem.lr_final:g} | "
+                         f"{mem.stop_reason} |")
+    return "\n".join(lines)
+
+
+def write_report(results: dict[str, DatasetResult], store, out_dir: Path, *, budget: str,
+                 seconds: float | None = None) -> list[Path]:
+    """Write ``table1.md``, ``table1.json`` and ``table1.png``/``.svg`` into ``out_dir``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    protocol_lines = []
+    for name, res in results.items():
+        c = res.config
+        lr = c["lr"] if not isinstance(c["lr"], dict) else ", ".join(f"{METHOD_LABEL[k]} {v:g}" for k, v in c["lr"].items())
+        protocol_lines.append(
+            f"* **{DATASET_LABEL[name]}**: {c['hidden']} {c['unit']} units{'' if c['bias'] else ' without biases'}, "
+            f"'{c['init']}' initialization (seed {c['seed']}, the same for the three methods), windows of "
+            f"{c['window']} steps, minibatch {c['batch_size']}, lr {lr}"
+            f"{' (halved when the validation figure rises)' if c['halve_lr_on_rise'] else ''}, threshold "
+            f"{c['threshold']:g}, α_t = {c['alpha0']:g}/t for MSGD+CR"
+            f"{', cost summed over each window' if c['summed_cost'] else ''}; at most {c['max_epochs']} epochs, "
+            f"patience {c['patience']}"
+            + (f", at most {c['max_updates_per_epoch']} updates per epoch" if c['max_updates_per_epoch'] else "")
+            + (f"; evaluated on the first {c['eval_windows']} windows of each split only"
+               if c['eval_windows'] else "; evaluated on every step of every split") + ".")
+    reused = [DATASET_LABEL[n] for n, r in results.items() if r.reused]
+    text = [
+        f"# Table 1: natural problems ({budget} budget)",
+        "",
+        "Train / test figure of each method at its best validation epoch, beside the paper's "
+        "(Pascanu, Mikolov & Bengio 2013, Table 1). Music: negative log-likelihood per time step "
+        "(nats, summed over the 88 keys, averaged over every predicted step of the split). PTB: bits "
+        "per character over every symbol of the split (spaces dropped, `_` and line ends kept). The "
+        "paper does not report JSB Chorales, nor MSGD on PTB 5 steps.",
+        "",
+        table_markdown(results),
+        "",
+        "![learning curves](table1.png)",
+        "",
+        "## Time",
+        "",
+        timing_markdown(results) if any(r.timing for r in results.values()) else "(no timings recorded)",
+        "",
+        (f"Wall time of this command: {seconds / 60:.1f} min." if seconds is not None else "")
+        + (f" Read back from the store without training: {', '.join(reused)}." if reused else ""),
+        "",
+        "## Runs",
+        "",
+        _details_markdown(results),
+        "",
+        "## Protocol",
+        "",
+        *protocol_lines,
+        "",
+    ]
+    paths = [out_dir / "table1.md", out_dir / "table1.json"]
+    paths[0].write_text("\n".join(text))
+    payload = {"budget": budget, "seconds": seconds,
+               "datasets": {n: {"config": r.config, "timing": r.timing, "reused": r.reused,
+                                "members": [dataclasses.asdict(m) for m in r.members],
+                                "paper": PAPER_TABLE1[n]} for n, r in results.items()}}
+    paths[1].write_text(json.dumps(payload, indent=2, default=lambda o: None if o is None else str(o)))
+    paths += plot_curves(results, store, out_dir / "table1", title=f"Table 1 learning curves ({budget} budget)")
+    return paths
+
+
+def plot_curves(results: dict[str, DatasetResult], store, stem: Path, title: str = "") -> list[Path]:
+    """Train (dotted), validation (solid) and test (dashed) figure per epoch, one panel per
+    data set, with the paper's test figures as thin horizontal lines."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = max(len(results), 1)
+    cols = min(3, n)
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(5.2 * cols, 3.8 * rows), squeeze=False)
+    for ax, (name, res) in zip(axes.flat, results.items()):
+        for mem in res.members:
+            color = METHOD_COLOR[mem.method]
+            curve = store.get_curve(mem.run_id, ["train_nll", "valid_nll", "test_nll"])
+            for key, style, label in (("train_nll", ":", None), ("valid_nll", "-", METHOD_LABEL[mem.method]),
+                                      ("test_nll", "--", None)):
+                s, v = curve[key]
+                if len(s):
+                    ax.plot(s, v, style, color=color, lw=1.3, label=label, marker="o" if len(s) < 4 else None, ms=3)
+            paper = PAPER_TABLE1[name][mem.method]
+            if paper is not None:
+                ax.axhline(paper[1], color=color, lw=0.7, alpha=0.6)
+        unit = "bits per character" if name.startswith("ptb") else "NLL per step (nats)"
+        ax.set(title=DATASET_LABEL[name], xlabel="epoch", ylabel=unit)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, loc="upper right", title="dotted train, solid valid, dashed test", title_fontsize=7)
+    for ax in list(axes.flat)[len(results):]:
+        ax.set_visible(False)
+    if title:
+        fig.suptitle(title + " — thin lines: the paper's test figures", fontsize=10)
+    fig.tight_layout()
+    paths = [stem.with_suffix(".png"), stem.with_suffix(".svg")]
+    fig.savefig(paths[0], dpi=110)
+    fig.savefig(paths[1])
+    plt.close(fig)
+    return paths

@@ -1,0 +1,91 @@
+"""The bptt command: train, runs, resume, and clear errors on bad input."""
+
+import json
+import sqlite3
+
+import pytest
+from click.testing import CliRunner
+
+from bptt.cli import main, parse_seeds
+from bptt.store import Store
+
+SMALL = ["--length", "20", "--hidden", "8", "--max-updates", "60", "--eval-every", "20",
+         "--eval-sequences", "100", "--no-progress"]
+
+
+def run(args, **kw):
+    result = CliRunner().invoke(main, args, catch_exceptions=False, **kw)
+    return result
+
+
+def test_parse_seeds():
+    assert parse_seeds("0-4") == [0, 1, 2, 3, 4]
+    assert parse_seeds("1,5,9") == [1, 5, 9]
+    assert parse_seeds("0-1,7") == [0, 1, 7]
+
+
+def test_tasks_lists_all():
+    out = run(["tasks"]).output
+    for name in ("temporal_order", "temporal_order_3bit", "adding", "multiplication", "permutation",
+                 "memorization"):
+        assert name in out
+
+
+def test_train_records_runs_and_lists_them(tmp_path):
+    store = str(tmp_path / "r.sqlite")
+    res = run(["train", "--seeds", "0-1", "--store", store, *SMALL])
+    assert res.exit_code == 0, res.output
+    assert "60 updates" in res.output
+    runs = Store(store).list_runs()
+    assert len(runs) == 2 and {r["config"]["seed"] for r in runs} == {0, 1}
+    assert all(r["status"] in ("failed", "succeeded") for r in runs)
+    listed = run(["runs", "--store", store]).output
+    assert "temporal_order" in listed and "msgd-cr" in listed
+    lines = run(["runs", "--store", store, "--json"]).output.strip().splitlines()
+    assert len(lines) == 2 and json.loads(lines[0])["config"]["task"] == "temporal_order"
+
+
+def test_resume_from_a_stopped_run(tmp_path):
+    store_path = str(tmp_path / "r.sqlite")
+    from bptt.training.trainer import TrainConfig, Trainer
+    cfg = TrainConfig(min_length=20, max_length=20, hidden=8, seeds=[0], max_updates=60, eval_every=20,
+                      check_sequences=20, eval_sequences=100)
+    store = Store(store_path)
+    t = Trainer(cfg, store)
+    t._start_runs()
+    for _ in range(25):
+        t.step()
+    t.save_checkpoint()
+    store.finish_run(t.run_ids[0], "stopped", {})
+    res = run(["train", "--resume", str(t.run_ids[0]), "--store", store_path, "--no-progress"])
+    assert res.exit_code == 0, res.output
+    assert "60 updates" in res.output
+    assert Store(store_path).get_run(t.run_ids[0])["status"] in ("failed", "succeeded")
+
+
+@pytest.mark.parametrize("args, message", [
+    (["train", "--threshold", "-1"], "threshold"),
+    (["train", "--threshold", "0"], "threshold"),
+    (["train", "--seeds", "a-b"], "seeds"),
+    (["train", "--task", "nope"], "nope"),
+    (["train", "--length", "5"], "length"),
+    (["train", "--length", "50", "--min-length", "20"], "either --length"),
+    (["train", "--lr", "-0.1"], "learning rate"),
+])
+def test_bad_flags_are_clear_errors(tmp_path, args, message):
+    res = CliRunner().invoke(main, args + ["--store", str(tmp_path / "s.sqlite"), "--no-progress"])
+    assert res.exit_code != 0
+    assert message in res.output
+
+
+def test_a_file_that_is_not_a_store_is_refused_and_kept(tmp_path):
+    bad = tmp_path / "notes.sqlite"
+    bad.write_bytes(b"my precious notes")
+    res = CliRunner().invoke(main, ["runs", "--store", str(bad)])
+    assert res.exit_code != 0 and "notes.sqlite" in res.output
+    assert bad.read_bytes() == b"my precious notes"
+
+
+def test_resume_unknown_run(tmp_path):
+    res = CliRunner().invoke(main, ["train", "--resume", "99", "--store", str(tmp_path / "s.sqlite")])
+    assert res.exit_code != 0 and "99" in res.output
