@@ -362,7 +362,8 @@ def make_jax(jax, E: int, pool) -> Contender:
         state["p"], _ = fn(state["p"], x, y)
 
     def sync() -> None:
-        jax.block_until_ready(state["p"])
+        for leaf in jax.tree_util.tree_leaves(state["p"]):
+            leaf.block_until_ready()
 
     return Contender(f"jax_E{E}", label, "jax", E, False, run_step, sync,
                      extra={"backend": jax.default_backend()})

@@ -173,3 +173,21 @@ def test_nonfinite_is_reported():
     x, y = make_batch("last_softmax", T=120, B=3, I=4, O=5)
     out = forward_backward(params, x.float(), y, unit="linear", output="last_softmax")
     assert out.finite.tolist() == [True, False, False]
+
+
+@pytest.mark.parametrize("omega", [None, "squared"])
+def test_large_blocks_take_the_sigmoid_form_of_tanh_exactly(omega):
+    from bptt.engine.exact import TANH_BY_SIGMOID_FROM
+    E, B, H = 2, 41, 50
+    assert E * B * H >= TANH_BY_SIGMOID_FROM
+    g = torch.Generator().manual_seed(3)
+    params = {"W_rec": torch.randn(E, H, H, generator=g, dtype=torch.float64) * 0.15,
+              "W_in": torch.randn(E, 4, H, generator=g, dtype=torch.float64),
+              "b": torch.randn(E, H, generator=g, dtype=torch.float64) * 0.1,
+              "W_out": torch.randn(E, H, 3, generator=g, dtype=torch.float64) * 0.3,
+              "b_out": torch.zeros(E, 3, dtype=torch.float64)}
+    x, y = make_batch("last_softmax", T=6, B=B, I=4, O=3)
+    kw = dict(unit="tanh", output="last_softmax", alpha=1.0, omega=omega)
+    assert_same(forward_backward(params, x, y, **kw), reference_forward_backward(params, x, y, **kw))
+    ev = evaluate(params, x, y, unit="tanh", output="last_softmax")
+    assert torch.allclose(ev.loss, reference_forward_backward(params, x, y, **kw).loss, rtol=1e-12)
