@@ -49,8 +49,9 @@ def _datasets(values: tuple[str, ...]) -> list[str]:
 @click.option("--store", "store_path", help="Results store (default $BPTT_STORE or ./bptt-results.sqlite).")
 @click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0),
               help="Seed of the initial weights (shared by the three methods) and of the window order.")
-@click.option("--threads", type=click.IntRange(min=1),
-              help="CPU threads for PyTorch (default: PyTorch's choice). On a busy machine 1 is often fastest.")
+@click.option("--threads", default=1, show_default=True, type=click.IntRange(min=1),
+              help="CPU threads for PyTorch. One window per update makes every product a small "
+                   "matrix-vector one, which more threads slow down rather than speed up.")
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--restart", is_flag=True, help="Train again even where finished runs are in the store.")
 @click.option("--progress/--no-progress", default=True, show_default=True)

@@ -25,9 +25,9 @@ class Generalization(Experiment):
     title = "Generalization of the temporal order problem to 5000 steps"
     paper_ref = "§4.1 (generalization to longer sequences)"
     budgets = {
-        "smoke": Budget("smoke", seeds=1, max_updates=20, eval_every=10, check_sequences=50, eval_sequences=200,
-                        test_sequences=100, record_every=5, checkpoint_every=10,
-                        note="A smoke test of the pipeline: 1 seed, 20 updates, 100 test sequences per length. "
+        "smoke": Budget("smoke", seeds=1, max_updates=8, eval_every=4, check_sequences=50, eval_sequences=200,
+                        test_sequences=100, record_every=2, checkpoint_every=4,
+                        note="A smoke test of the pipeline: 1 seed, 8 updates, 100 test sequences per length. "
                              "The numbers mean nothing."),
         "quick": Budget("quick", seeds=5, max_updates=50_000, eval_every=500, check_sequences=200,
                         eval_sequences=10_000, test_sequences=10_000, record_every=100, checkpoint_every=2000,
@@ -104,9 +104,9 @@ class Generalization(Experiment):
         import matplotlib.pyplot as plt
 
         lengths = paper.GENERALIZATION_TEST_LENGTHS
-        fig, ax = plt.subplots(figsize=(8.5, 4.4))
+        fig, ax = plt.subplots(figsize=(10, 4.4))
         ax.axvspan(*paper.GENERALIZATION_TRAIN_LENGTHS, color="#bbbbbb", alpha=0.3, lw=0, label="training lengths")
-        ax.axhline(0, color="k", lw=2.5, alpha=0.6, label="paper (all 5 seeds)")
+        ax.axhline(0, color="k", lw=1.2, ls="--", label="paper (all 5 seeds)")
         cmap = plt.get_cmap("viridis")
         for i, (seed, errs) in enumerate(sorted(per_seed.items())):
             if not errs:
@@ -117,12 +117,12 @@ class Generalization(Experiment):
         ax.set_xscale("log")
         ax.set_xticks(list(lengths), [str(L) for L in lengths], fontsize=8)
         ax.minorticks_off()
-        ax.set(xlabel="test sequence length", ylabel="test error (%)", ylim=(-3, 80),
+        ax.set(xlabel="test sequence length", ylabel="test error (%)", ylim=(-3, 100),
                title=f"Temporal order trained on lengths 50–200, tested up to 5000 "
                      f"(budget {budget.name}, ≤ {budget.max_updates:,} updates)")
         ax.title.set_fontsize(10)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8, loc="upper left")
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
         fig.tight_layout()
         png = stem.with_suffix(".png")
         fig.savefig(png, dpi=110)

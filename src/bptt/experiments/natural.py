@@ -23,10 +23,15 @@ The loop, for one data set::
         per member: halve lr if the validation figure rose; remember the best epoch;
                     stop after ``patience`` epochs without improvement
 
-Music windows come from :meth:`bptt.tasks.music.MusicData.windows` (sequences dealt to
+Music windows come from :func:`bptt.tasks.music.iterate_windows` (sequences dealt to
 lanes in a fresh random order each epoch; ``reset`` marks a lane starting a sequence);
 PTB windows from :meth:`bptt.tasks.text.TextData.stream` (contiguous lanes, the state
 carried through the whole split). PTB symbols enter one-hot (50 inputs).
+
+**Minibatch.** One window of one sequence (or one lane of text) per update, as the
+paper's per-window costs suggest; the windows of an epoch follow each other in one
+lane, so the state flows from one window of a sequence into the next. ``batch_size``
+runs several lanes side by side instead (averaging their gradients).
 
 **Measures.** Music: negative log-likelihood per time step in nats (summed over the 88
 keys, averaged over every predicted step of the split). PTB: bits per character over
@@ -46,7 +51,8 @@ mean training loss over the epoch, in the same unit), ``lr``, ``epoch_updates``,
 ``epoch_seconds`` (training), ``eval_seconds``, ``ms_per_update``, ``ensemble_size``,
 ``epoch_clipped`` (fraction of updates clipped), ``epoch_grad_norm_mean``,
 ``epoch_grad_norm_max``, ``epoch_nonfinite``, ``epoch_omega``. Curves with ``step`` =
-update, averaged over blocks of ``record_every`` updates: ``loss``, ``grad_norm``
+update, averaged over blocks of ``record_every`` updates: ``loss`` (the engine's,
+nats per step), ``grad_norm``
 (block max), ``grad_norm_mean``, ``clipped``, ``omega``, ``nonfinite``. Events:
 ``nonfinite`` and ``lr_halved``. Checkpoints of the whole ensemble every
 ``checkpoint_every`` updates and at every epoch's end; a killed or interrupted run
@@ -82,7 +88,7 @@ __all__ = [
     "DATASETS", "METHODS", "BUDGETS", "PAPER_TABLE1", "PROTOCOL", "METHOD_LABEL",
     "NaturalConfig", "NaturalTrainer", "DatasetResult", "MemberSummary",
     "Batch", "MusicSource", "TextSource", "load_source", "evaluate_split",
-    "protocol", "train_natural", "run_table1", "write_report",
+    "protocol", "train_natural", "run_table1", "write_report", "timing_summary", "table_markdown",
 ]
 
 DATASETS = ("piano_midi", "nottingham", "musedata", "jsb_chorales", "ptb_1step", "ptb_5step")
@@ -106,10 +112,10 @@ PAPER_TABLE1: dict[str, dict[str, tuple[float, float] | None]] = {
 }
 
 _MUSIC = dict(unit="sigmoid", init="sigmoid", bias=True, window=200, threshold=8.0,
-              alpha_schedule="inverse", summed_cost=False, batch_size=10)
+              alpha_schedule="inverse", summed_cost=False, batch_size=1, eval_window=1000)
 _PTB = dict(unit="sigmoid", init="sigmoid", bias=False, window=200, threshold=45.0, hidden=500,
             lr={"msgd": 0.001, "msgd-c": 0.01, "msgd-cr": 0.05}, alpha0=0.5,
-            alpha_schedule="inverse", summed_cost=True, batch_size=32)
+            alpha_schedule="inverse", summed_cost=True, batch_size=1, eval_batch_size=128)
 
 #: The paper's protocol (its appendix, as reported), per data set. JSB Chorales is not
 #: in the paper; it takes Nottingham's settings. Where the appendix is silent (minibatch
@@ -134,13 +140,13 @@ BUDGET_SETTINGS: dict[str, dict[str, dict]] = {
     },
     "quick": {
         "piano_midi": dict(max_epochs=10, patience=3),
-        "nottingham": dict(max_epochs=6, patience=3),
-        "musedata": dict(max_epochs=4, patience=3),
+        "nottingham": dict(max_epochs=5, patience=3),
+        "musedata": dict(max_epochs=3, patience=3),
         "jsb_chorales": dict(max_epochs=20, patience=3),
-        "ptb": dict(hidden=128, max_epochs=2, patience=2, eval_batch_size=128),
+        "ptb": dict(hidden=128, max_epochs=1, patience=1),
     },
     "smoke": {
-        "all": dict(hidden=16, window=25, batch_size=4, eval_batch_size=8, max_epochs=2, patience=2,
+        "all": dict(hidden=16, window=25, batch_size=4, eval_batch_size=8, eval_window=50, max_epochs=2, patience=2,
                     max_updates_per_epoch=3, eval_windows=2, record_every=1, checkpoint_every=2),
     },
 }
@@ -164,7 +170,7 @@ class NaturalConfig:
     init: str = "sigmoid"
     bias: bool = True
     window: int = 200
-    batch_size: int = 10
+    batch_size: int = 1
     eval_batch_size: int = 32
     eval_window: int = 200
     lr: float | dict = 1.0
@@ -186,7 +192,7 @@ class NaturalConfig:
     dtype: str = "float32"
     device: str = "cpu"
     record_every: int = 10
-    checkpoint_every: int = 200
+    checkpoint_every: int = 1000
 
     def validate(self) -> "NaturalConfig":
         if self.dataset not in DATASETS:
@@ -246,7 +252,7 @@ class NaturalConfig:
     def member(self, method: str) -> dict:
         """The configuration stored with the run of one member."""
         d = self.as_dict()
-        d.update(method=method, lr=self.method_lr(method), threshold=self.method_threshold(method),
+        d.update(task=self.dataset, method=method, lr=self.method_lr(method), threshold=self.method_threshold(method),
                  alpha0=self.method_alpha0(method), group=self.group, experiment="table1",
                  measure=self.measure)
         return d
@@ -290,9 +296,17 @@ class MusicSource:
         self.n_in = self.n_out = 88
 
     def batches(self, split: str, batch_size: int, window: int, rng: int | None = None,
-                device: str | torch.device = "cpu") -> Iterator[Batch]:
+                device: str | torch.device = "cpu", by_length: bool = False) -> Iterator[Batch]:
+        """Windows of ``split``: sequences in a random order drawn from ``rng``, in their
+        stored order, or (``by_length``, for evaluation) longest first, which packs
+        sequences of similar length side by side and so wastes fewer padded steps."""
+        from bptt.tasks.music import iterate_windows
+
+        seqs = self.data.split(split)
         gen = None if rng is None else np.random.default_rng(rng)
-        for w in self.data.windows(split, batch_size, window, rng=gen):
+        if by_length:
+            seqs = sorted(seqs, key=lambda s: -s.shape[0])
+        for w in iterate_windows(seqs, batch_size, window, rng=gen):
             yield Batch(w.x.to(device), w.y.to(device), w.mask.to(device), w.reset.to(device))
 
     def n_windows(self, split: str, batch_size: int, window: int, rng: int | None = None) -> int:
@@ -323,7 +337,8 @@ class TextSource:
         self.n_in = self.n_out = data.vocab_size
 
     def batches(self, split: str, batch_size: int, window: int, rng: int | None = None,
-                device: str | torch.device = "cpu") -> Iterator[Batch]:
+                device: str | torch.device = "cpu", by_length: bool = False) -> Iterator[Batch]:
+        """Windows of ``split`` in contiguous lanes (``rng`` and ``by_length`` do not apply)."""
         for w in self.data.stream(split, batch_size, window, ahead=self.ahead):
             x = F.one_hot(w.x, self.n_in).to(torch.float32)            # [T,B,V]
             yield Batch(x.to(device), w.y.to(device), w.mask.to(device), None)
@@ -380,7 +395,7 @@ def evaluate_split(model: ElmanRNN, source, split: str, *, batch_size: int = 32,
     total = torch.zeros(E, dtype=torch.float64)
     count = 0
     h = None
-    for k, b in enumerate(source.batches(split, batch_size, window, device=model.device)):
+    for k, b in enumerate(source.batches(split, batch_size, window, device=model.device, by_length=True)):
         if max_windows is not None and k >= max_windows:
             break
         if h is None:
@@ -724,6 +739,7 @@ class NaturalTrainer:
         t0 = time.perf_counter()
         figures = {split: self.evaluate(split) for split in (["train"] if c.eval_train else []) + ["valid", "test"]}
         eval_seconds = time.perf_counter() - t0
+        self._consistent = False            # until the bookkeeping below is complete
         self.epoch += 1
         s = self.stats
         E = len(self.active)
@@ -781,6 +797,7 @@ class NaturalTrainer:
         self.stats = _EpochStats(len(self.active))
         self.position = 0
         self.h = None
+        self._consistent = True
 
     def _finish(self, m: int, status: str | None = None) -> None:
         mem = self.members[m]
@@ -961,7 +978,7 @@ def train_natural(config: NaturalConfig, store, *, source=None, data_dir=None, p
 
 def run_table1(*, store, datasets: list[str] | tuple[str, ...] = DATASETS, budget: str = "quick",
                data_dir=None, out_dir: str | os.PathLike = "table1-output", seed: int = 0,
-               device: str = "cpu", threads: int | None = None, restart: bool = False,
+               device: str = "cpu", threads: int | None = 1, restart: bool = False,
                progress: bool = False, echo: Callable[[str], None] = print) -> dict[str, DatasetResult]:
     """Train the three methods on each data set and write the report.
 
@@ -974,10 +991,13 @@ def run_table1(*, store, datasets: list[str] | tuple[str, ...] = DATASETS, budge
     cache: dict = {}
     results: dict[str, DatasetResult] = {}
     started = time.perf_counter()
+    # Load (and verify) every data set first, so that a missing file stops the command
+    # before hours of training rather than after.
+    sources = {name: load_source(name, data_dir, cache=cache) for name in datasets}
     for name in datasets:
         config = protocol(name, budget, seed=seed, device=device)
-        results[name] = train_natural(config, store, data_dir=data_dir, progress=progress, echo=echo,
-                                      threads=threads, restart=restart, cache=cache)
+        results[name] = train_natural(config, store, source=sources[name], progress=progress, echo=echo,
+                                      threads=threads, restart=restart)
     paths = write_report(results, store, Path(out_dir), budget=budget,
                          seconds=time.perf_counter() - started)
     echo("")
@@ -1104,32 +1124,43 @@ def plot_curves(results: dict[str, DatasetResult], store, stem: Path, title: str
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
+    from matplotlib.ticker import MaxNLocator
 
     n = max(len(results), 1)
     cols = min(3, n)
     rows = -(-n // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(5.2 * cols, 3.8 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.3 * rows + 0.9), squeeze=False)
     for ax, (name, res) in zip(axes.flat, results.items()):
         for mem in res.members:
             color = METHOD_COLOR[mem.method]
             curve = store.get_curve(mem.run_id, ["train_nll", "valid_nll", "test_nll"])
-            for key, style, label in (("train_nll", ":", None), ("valid_nll", "-", METHOD_LABEL[mem.method]),
-                                      ("test_nll", "--", None)):
+            for key, style in (("train_nll", ":"), ("valid_nll", "-"), ("test_nll", "--")):
                 s, v = curve[key]
                 if len(s):
-                    ax.plot(s, v, style, color=color, lw=1.3, label=label, marker="o" if len(s) < 4 else None, ms=3)
+                    ax.plot(s, v, style, color=color, lw=1.3, marker="o" if len(s) < 4 else None, ms=3)
             paper = PAPER_TABLE1[name][mem.method]
             if paper is not None:
                 ax.axhline(paper[1], color=color, lw=0.7, alpha=0.6)
         unit = "bits per character" if name.startswith("ptb") else "NLL per step (nats)"
-        ax.set(title=DATASET_LABEL[name], xlabel="epoch", ylabel=unit)
+        ax.set_title(DATASET_LABEL[name], fontsize=10)
+        ax.set_xlabel("epoch", fontsize=9)
+        ax.set_ylabel(unit, fontsize=9)
+        ax.tick_params(labelsize=8)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8, loc="upper right", title="dotted train, solid valid, dashed test", title_fontsize=7)
     for ax in list(axes.flat)[len(results):]:
         ax.set_visible(False)
+    handles = [Line2D([], [], color=METHOD_COLOR[m], lw=2, label=METHOD_LABEL[m]) for m in METHODS]
+    handles += [Line2D([], [], color="0.3", ls=ls, label=lab) for ls, lab in
+                ((":", "train"), ("-", "validation"), ("--", "test"))]
+    handles.append(Line2D([], [], color="0.3", lw=0.7, alpha=0.6, label="paper's test figure"))
+    fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=8, frameon=False)
     if title:
-        fig.suptitle(title + " — thin lines: the paper's test figures", fontsize=10)
-    fig.tight_layout()
+        fig.suptitle(title, fontsize=10)
+    top = 1.0 - 0.45 / fig.get_figheight()
+    fig.subplots_adjust(left=0.07, right=0.98, bottom=0.75 / fig.get_figheight() + 0.06 / rows,
+                        top=top - 0.25 / fig.get_figheight(), wspace=0.28, hspace=0.45)
     paths = [stem.with_suffix(".png"), stem.with_suffix(".svg")]
     fig.savefig(paths[0], dpi=110)
     fig.savefig(paths[1])

@@ -18,6 +18,7 @@ import datetime as _dt
 import html
 import json
 import math
+import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -366,8 +367,6 @@ def _verdict_class(v: str) -> str:
 
 def _md_inline(text: str) -> str:
     """Escape text for HTML, turning `code` and **bold** into tags."""
-    import re
-
     t = html.escape(text)
     t = re.sub(r"`([^`]+)`", r"<code>\1</code>", t)
     return re.sub(r"\*\*([^*]+)\*\*", r"<strong>\1</strong>", t)
@@ -378,7 +377,7 @@ def _html_table(t: Table) -> str:
 
     def cell(v: str) -> str:
         s = str(v)
-        num = bool(s) and (s[0].isdigit() or s[0] in "−-—.")
+        num = bool(re.fullmatch(r"[\d\s.,%/()+\-−—≤]+", s))
         return f"<td class=\"num\">{html.escape(s)}</td>" if num else f"<td>{_md_inline(s)}</td>"
 
     body = "".join("<tr>" + "".join(cell(c) for c in row) + "</tr>" for row in t.rows)

@@ -187,8 +187,18 @@ def pack(sweep: Sweep, indices: Iterable[int] | None = None) -> list[Pack]:
         groups.setdefault(_signature(sweep.configs[i]), []).append(i)
     packs = []
     for members in groups.values():
-        for k in range(0, len(members), sweep.max_ensemble):
-            chunk = members[k:k + sweep.max_ensemble]
+        chunks: list[tuple[list[int], set]] = []
+        for i in members:                  # an ensemble holds each (seed, settings) once
+            c = sweep.configs[i]
+            member = (c["seed"], *(repr(c[n]) for n in PER_MEMBER))
+            for chunk, seen in chunks:
+                if len(chunk) < sweep.max_ensemble and member not in seen:
+                    chunk.append(i)
+                    seen.add(member)
+                    break
+            else:
+                chunks.append(([i], {member}))
+        for chunk, _ in chunks:
             c = sweep.configs[chunk[0]]
             packs.append(Pack(chunk, c["max_updates"] * steps_per_update(c) * len(chunk)))
     packs.sort(key=lambda p: -p.cost)
@@ -258,11 +268,12 @@ def evaluate_model(model: ElmanRNN, task: str, task_options: dict, lengths: Sequ
     return out
 
 
-def _evaluate_runs(store: Store, runs: Sequence[tuple[dict, int]], device: str = "cpu") -> None:
+def _evaluate_runs(store: Store, runs: Sequence[tuple[dict, int]]) -> None:
     """Evaluate finished runs ``(stored config, run id)`` that share shapes and record it."""
     if not runs:
         return
     config = runs[0][0]
+    device = config.get("device", "cpu")
     ev = config["evaluation"]
     start = time.perf_counter()
     payloads = []
@@ -307,7 +318,8 @@ def _train_config(configs: Sequence[dict], data_seed: int) -> TrainConfig:
     per = {n: [c[n] for c in configs] for n in PER_MEMBER}
     for n, values in per.items():
         first[n] = values[0] if all(v == values[0] for v in values) else values
-    first["data_seed"] = data_seed
+    if first.get("data_seed") is None:
+        first["data_seed"] = data_seed
     return TrainConfig(**first, seeds=[c["seed"] for c in configs])
 
 
@@ -464,6 +476,7 @@ class InlineExecutor:
 
 
 _WORKER_STORE: dict[str, Store] = {}
+_WORKER_STOPPING: list[bool] = []
 
 
 def _worker_init(threads: int | None) -> None:
@@ -478,12 +491,17 @@ def _worker_init(threads: int | None) -> None:
             pass
 
     def stop(signum, frame):  # noqa: ARG001
+        _WORKER_STOPPING.append(True)                      # take no further task
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)      # one interrupt: let the checkpoint be written
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         raise KeyboardInterrupt
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
 
 
 def _process_entry(store_path: str, task: Task) -> TaskReport:
+    if _WORKER_STOPPING:
+        raise KeyboardInterrupt
     store = _WORKER_STORE.get(store_path)
     if store is None:
         store = _WORKER_STORE[store_path] = Store(store_path)
@@ -518,6 +536,9 @@ class ProcessExecutor:
                     reports.append(f.result())
                 progress.refresh(force=bool(done))
         except BaseException:
+            for proc in list((getattr(pool, "_processes", None) or {}).values()):
+                if proc.is_alive():
+                    proc.terminate()                      # SIGTERM: checkpoint, mark stopped, exit
             pool.shutdown(wait=True, cancel_futures=True)
             raise
         pool.shutdown(wait=True)
@@ -580,28 +601,34 @@ class RayExecutor:
                 kw["num_cpus"] = self.num_cpus
             ray.init(**kw)
         remote = ray.remote(num_cpus=1, max_retries=0)(_ray_train)
+        slots = max(1, int(ray.cluster_resources().get("CPU", 1)))
         reports: list[TaskReport] = []
         in_flight: dict[Any, tuple[Task, list[int]]] = {}
+        queue = [t for t in tasks if t.kind == "train"]
         try:
             for t in tasks:
                 if t.kind == "evaluate":
                     reports.append(execute(t, store))
-                    continue
-                ids = [store.claim(k, c, sweep=t.sweep, stale_after=t.stale_after)
-                       for k, c in zip(t.keys, t.configs)]
-                mine = [p for p, rid in enumerate(ids) if rid is not None]
-                if not mine:
-                    reports.append(TaskReport(skipped=len(ids)))
-                    continue
-                sub = Task(t.sweep, [t.configs[p] for p in mine], [t.keys[p] for p in mine], t.data_seed,
-                           t.kind, t.stale_after, claimed=[ids[p] for p in mine])
-                in_flight[remote.remote(sub, self.threads)] = (sub, sub.claimed)
             last_beat = time.monotonic()
-            while in_flight:
+            while queue or in_flight:
+                while queue and len(in_flight) < slots:      # claim a pack only when a slot is free
+                    t = queue.pop(0)
+                    ids = [store.claim(k, c, sweep=t.sweep, stale_after=t.stale_after)
+                           for k, c in zip(t.keys, t.configs)]
+                    mine = [p for p, rid in enumerate(ids) if rid is not None]
+                    if not mine:
+                        reports.append(TaskReport(skipped=len(ids)))
+                        continue
+                    sub = Task(t.sweep, [t.configs[p] for p in mine], [t.keys[p] for p in mine], t.data_seed,
+                               t.kind, t.stale_after, claimed=[ids[p] for p in mine])
+                    in_flight[remote.remote(sub, self.threads)] = (sub, sub.claimed)
+                    progress.refresh()
+                if not in_flight:
+                    continue
                 done, _ = ray.wait(list(in_flight), num_returns=1, timeout=1.0)
                 for ref in done:
-                    sub, ids = in_flight.pop(ref)
                     records = ray.get(ref)
+                    sub, ids = in_flight.pop(ref)
                     for rid, rec in zip(ids, records):
                         _write_record(store, rid, rec)
                     reports.append(TaskReport(trained=len(ids)))
@@ -717,7 +744,9 @@ class SweepProgress:
         if settled < len(self.sweep):
             if rate > 0:
                 share = float(np.mean(used)) if len(used) >= 3 else 1.0
-                post += f", left ≈ {_fmt_seconds(left_worst * share / rate)} (≤ {_fmt_seconds(left_worst / rate)})"
+                worst = _fmt_seconds(left_worst / rate)
+                post += (f", left ≈ {_fmt_seconds(left_worst * share / rate)} (≤ {worst})" if share < 0.99
+                         else f", left ≤ {worst}")
             else:
                 post += ", left: measuring"
         self.bar.n = settled

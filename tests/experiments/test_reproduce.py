@@ -1,0 +1,112 @@
+"""The three reproductions at the smoke budget: in-process, from the command line, through Ray."""
+
+import json
+import os
+
+import pytest
+from click.testing import CliRunner
+
+from bptt.cli import main
+from bptt.experiments import paper
+from bptt.experiments.reproduce import experiments, get, reproduce
+from bptt.store import OUTCOME_STATUSES, Store
+
+PLANNED = {"figure7": 45, "synthetic": 12, "generalization": 1}
+
+
+def check_report(out, name, runs):
+    md = (out / "report.md").read_text()
+    html = (out / "report.html").read_text()
+    data = json.loads((out / "results.json").read_text())
+    assert data["meta"]["planned_runs"] == data["meta"]["settled_runs"] == runs
+    assert data["meta"]["budget"]["name"] == "smoke" and data["meta"]["budget"]["max_updates"] == 8
+    assert "data:image/png;base64," in html and "<table>" in html
+    assert f"bptt reproduce {name} --budget smoke" in md and f"bptt report {name}-smoke" in md
+    assert "would take at most" in md and "Machine:" in md
+    assert (out / "summary.md").exists() and (out / f"{name}.png").exists() and (out / f"{name}.svg").exists()
+    return md, data
+
+
+def test_the_budgets_and_grids():
+    f7 = get("figure7")
+    assert len(f7.specs(f7.budget("full"))) == 225
+    full = f7.budget("full")
+    assert (full.seeds, full.max_updates, full.eval_sequences) == (5, paper.MAX_UPDATES, 10_000)
+    cfg = f7.specs(full)[0].train_config()
+    assert (cfg["hidden"], cfg["batch_size"], cfg["lr"], cfg["threshold"], cfg["alpha"]) == (50, 20, 0.01, 1.0, 4.0)
+    assert len(get("synthetic").specs(get("synthetic").budget("full"))) == 5 * (4 + 8)
+    g = get("generalization")
+    spec = g.specs(g.budget("full"))[0]
+    assert spec.evaluation["lengths"][-1] == 5000 and spec.evaluation["sequences"] == 10_000
+    for e in experiments().values():
+        for b in ("smoke", "quick", "full"):
+            assert e.budget(b).note
+        assert len(e.specs(e.budget("smoke"))) == PLANNED[e.name]
+    with pytest.raises(ValueError, match="budget"):
+        f7.budget("huge")
+
+
+@pytest.mark.parametrize("name", ["figure7", "synthetic", "generalization"])
+def test_smoke(tmp_path, name):
+    store = Store(tmp_path / "s.sqlite")
+    result = reproduce(name, "smoke", store=store, out_dir=tmp_path / "out", progress=False, echo=lambda s: None)
+    assert result["summary"].complete
+    runs = store.list_runs(sweep=f"{name}-smoke")
+    assert len(runs) == PLANNED[name] and all(r["status"] in OUTCOME_STATUSES for r in runs)
+    assert all(r["config"]["max_updates"] == 8 and r["config"]["labels"]["budget"] == "smoke" for r in runs)
+    md, data = check_report(tmp_path / "out", name, PLANNED[name])
+    if name == "figure7":
+        assert "MSGD-CR" in md and "smart_tanh" in md and len(data["analysis"]["claims"]) == 3
+    if name == "synthetic":
+        assert "2/5" in md and all("evaluation" in r["metrics"] for r in runs)
+    if name == "generalization":
+        assert runs[0]["metrics"]["evaluation"]["lengths"][-1] == 5000
+
+
+def test_command_line(tmp_path):
+    store = str(tmp_path / "s.sqlite")
+    out = tmp_path / "gen"
+    runner = CliRunner()
+    res = runner.invoke(main, ["reproduce", "generalization", "--budget", "smoke", "--store", store,
+                               "--out", str(out), "--no-progress", "--executor", "processes", "--workers", "2"],
+                        catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    assert "1/1 runs settled" in res.output and "executor processes" in res.output
+    run = Store(store).list_runs()[0]
+    assert run["pid"] != os.getpid() and run["metrics"]["evaluation"]["lengths"][-1] == 5000
+    again = runner.invoke(main, ["reproduce", "generalization", "--budget", "smoke", "--store", store,
+                                 "--out", str(out), "--no-progress", "--no-report"], catch_exceptions=False)
+    assert again.exit_code == 0 and "trained 0" in again.output
+    manifest = json.loads((out / "sweep.json").read_text())
+    assert len(manifest["invocations"]) == 2 and manifest["budget"]["name"] == "smoke"
+    other = tmp_path / "again"
+    res = runner.invoke(main, ["report", "generalization-smoke", "--store", store, "--out", str(other)])
+    assert res.exit_code == 0, res.output
+    assert (other / "report.html").exists() and "no record of the invocations" in (other / "report.md").read_text()
+    res = runner.invoke(main, ["report", "nope", "--store", store])
+    assert res.exit_code != 0 and "generalization-smoke" in res.output
+    res = runner.invoke(main, ["reproduce", "figure7", "--address", "x:1", "--store", store])
+    assert res.exit_code != 0 and "--executor ray" in res.output
+
+
+def test_smoke_through_ray(tmp_path):
+    """The three smoke sweeps on a local Ray instance, results landing in the store."""
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        store = Store(tmp_path / "s.sqlite")
+        for name in ("generalization", "synthetic", "figure7"):
+            result = reproduce(name, "smoke", store=store, out_dir=tmp_path / name, executor="ray",
+                               progress=False, report=name == "figure7", echo=lambda s: None)
+            assert result["summary"].complete and result["summary"].executor == "ray"
+            runs = store.list_runs(sweep=f"{name}-smoke")
+            assert len(runs) == PLANNED[name] and all(r["status"] in OUTCOME_STATUSES for r in runs)
+            for r in runs:
+                assert store.load_checkpoint(r["id"]) is not None and "loss" in store.get_curve(r["id"])
+                assert r["metrics"]["updates"] == 8 and r["pid"] == os.getpid()     # written by the driver
+        check_report(tmp_path / "figure7", "figure7", PLANNED["figure7"])
+        again = reproduce("generalization", "smoke", store=store, out_dir=tmp_path / "generalization",
+                          executor="ray", progress=False, report=False, echo=lambda s: None)
+        assert again["summary"].trained == 0
+    finally:
+        ray.shutdown()
