@@ -222,20 +222,16 @@ def demo(updates, seeds, length, out_dir, store_path, progress) -> None:
              out_dir=Path(out_dir), progress=progress, echo=click.echo)
 
 
+
+
 from bptt.cli_plot import plot  # noqa: E402
-
-main.add_command(plot)
-
-
+from bptt.cli_reproduce import report, reproduce  # noqa: E402
 from bptt.cli_table1 import table1_command  # noqa: E402
 
-main.add_command(table1_command, name="reproduce-table1")
-
-
-from bptt.cli_reproduce import report, reproduce  # noqa: E402
-
+reproduce.add_command(table1_command, name="table1")
 main.add_command(reproduce)
 main.add_command(report)
+main.add_command(plot)
 
 
 if __name__ == "__main__":  # pragma: no cover

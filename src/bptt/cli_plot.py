@@ -202,8 +202,7 @@ def gradient_flow_cmd(param_names: str, out_dir: str, **o) -> None:
     paths = plot_gradient_flow(flow, out / "gradient-flow", param=names[0])
     jac = jacobian_norms(net.model, x, member=net.member)
     paths += plot_jacobian_norms(jac, out / "jacobian-norms",
-                                 title=f"Jacobian norms along {net.task_name} sequences "
-                                       f"(T = {x.shape[0]}), {net.describe}")
+                                 title=f"{x.shape[1]} {net.task_name} sequences, {net.describe}")
     _echo_paths(paths)
 
 
@@ -243,6 +242,7 @@ def lyapunov_cmd(steps: int, transient: int, k: int | None, out_dir: str, **o) -
     from bptt.diagnostics.gradient_flow import member_params
     from bptt.diagnostics.lyapunov import model_lyapunov
     from bptt.diagnostics.plots import plot_lyapunov
+    from bptt.engine.units import GAMMA
 
     if transient >= steps:
         raise click.BadParameter(f"must be smaller than --steps ({steps}), got {transient}",
@@ -258,9 +258,12 @@ def lyapunov_cmd(steps: int, transient: int, k: int | None, out_dir: str, **o) -
     driven = model_lyapunov(net.model, x[:, 0], member=net.member,
                             label=f"driven by a {net.task_name} sequence", **kw)
     W = member_params(net.model, net.member)["W_rec"].numpy()
+    gamma = GAMMA[net.model.unit]
     with np.errstate(divide="ignore"):
-        ref = np.sort(np.log(np.abs(np.linalg.eigvals(W))))[::-1][: auto.exponents.size]
-    _echo_paths(plot_lyapunov([auto, driven], Path(out_dir) / "lyapunov", reference=ref,
+        ref = np.sort(np.log(gamma * np.abs(np.linalg.eigvals(W))))[::-1][: auto.exponents.size]
+    label = (r"$\log|\lambda_i(W_{rec})|$" if gamma == 1 else rf"$\log(\gamma|\lambda_i(W_{{rec}})|)$, $\gamma = {gamma:g}$")
+    label += r" (constant Jacobian, $\sigma' = \gamma$)"
+    _echo_paths(plot_lyapunov([auto, driven], Path(out_dir) / "lyapunov", reference=ref, reference_label=label,
                               title=f"Lyapunov exponents: {net.describe}"))
 
 

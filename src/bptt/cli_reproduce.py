@@ -28,37 +28,64 @@ def _sigterm_as_interrupt() -> None:
     signal.signal(signal.SIGTERM, handler)
 
 
-@click.command()
-@click.argument("experiment", type=click.Choice(EXPERIMENTS))
-@click.option("--budget", default="smoke", show_default=True, type=click.Choice(["smoke", "quick", "full"]),
-              help="smoke: minutes, checks the pipeline; quick: under an hour on 2 cores, fewer seeds and "
-                   "lower update caps; full: the paper's protocol.")
-@click.option("--store", "store_path", help=STORE_HELP)
-@click.option("--out", "out_dir", type=click.Path(file_okay=False),
-              help="Where the report goes (default reproductions/SWEEP).")
-@click.option("--sweep", "sweep_name", help="Name of the sweep in the store (default EXPERIMENT-BUDGET).")
-@click.option("--executor", default="inline", show_default=True, type=click.Choice(["inline", "processes", "ray"]),
-              help="inline: in this process; processes: a pool of local processes; ray: a Ray cluster.")
-@click.option("--workers", type=click.IntRange(min=1),
-              help="Worker processes (processes; default: one per core) or CPUs of a local Ray instance.")
-@click.option("--address", help="Address of a running Ray cluster (with --executor ray).")
-@click.option("--threads", default=1, show_default=True, type=click.IntRange(min=1),
-              help="Torch threads per worker (small ensembles run fastest on one thread each).")
-@click.option("--report/--no-report", default=True, show_default=True, help="Write the report at the end.")
-@click.option("--progress/--no-progress", default=True, show_default=True)
-def reproduce(experiment, budget, store_path, out_dir, sweep_name, executor, workers, address, threads, report,
-              progress) -> None:
-    """Reproduce one of the paper's synthetic results: run (or resume) its sweep, then report.
+@click.group()
+def reproduce() -> None:
+    """Reproduce one of the paper's results: run (or resume) its sweep, then report.
 
     \b
     figure7         temporal order: 3 initializations x 3 methods x lengths 50-250
     synthetic       adding, multiplication, 3-bit order, permutation, memorization (MSGD-CR)
     generalization  temporal order trained on 50-200, tested up to 5000 steps
+    table1          the natural problems: polyphonic music and Penn Treebank characters
 
     Every run is recorded in the results store. Killing the command at any moment and
     running it again finishes the sweep without repeating finished runs; several
     commands may work on one store at once.
     """
+
+
+def _sweep_options(f):
+    options = [
+        click.option("--budget", default="smoke", show_default=True, type=click.Choice(["smoke", "quick", "full"]),
+                     help="smoke: minutes, checks the pipeline; quick: under an hour on 2 cores, fewer seeds and "
+                          "lower update caps; full: the paper's protocol."),
+        click.option("--store", "store_path", help=STORE_HELP),
+        click.option("--out", "out_dir", type=click.Path(file_okay=False),
+                     help="Where the report goes (default reproductions/SWEEP)."),
+        click.option("--sweep", "sweep_name", help="Name of the sweep in the store (default EXPERIMENT-BUDGET)."),
+        click.option("--executor", default="inline", show_default=True,
+                     type=click.Choice(["inline", "processes", "ray"]),
+                     help="inline: in this process; processes: a pool of local processes; ray: a Ray cluster."),
+        click.option("--workers", type=click.IntRange(min=1),
+                     help="Worker processes (processes; default: one per core) or CPUs of a local Ray instance."),
+        click.option("--address", help="Address of a running Ray cluster (with --executor ray)."),
+        click.option("--threads", default=1, show_default=True, type=click.IntRange(min=1),
+                     help="Torch threads per worker (small ensembles run fastest on one thread each)."),
+        click.option("--report/--no-report", default=True, show_default=True, help="Write the report at the end."),
+        click.option("--progress/--no-progress", default=True, show_default=True),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+_EXPERIMENT_HELP = {
+    "figure7": "Figure 7: temporal order, 3 initializations x 3 methods x lengths 50-250.",
+    "synthetic": "The other pathological tasks with MSGD-CR, and generalization of adding/multiplication.",
+    "generalization": "Temporal order trained on lengths 50-200, tested at 50 to 5000 steps.",
+}
+
+
+def _experiment_command(experiment: str) -> click.Command:
+    @click.command(experiment, help=_EXPERIMENT_HELP[experiment])
+    @_sweep_options
+    def command(**options) -> None:
+        _run_sweep(experiment, **options)
+    return command
+
+
+def _run_sweep(experiment, budget, store_path, out_dir, sweep_name, executor, workers, address, threads, report,
+               progress) -> None:
     from bptt.experiments.reproduce import reproduce as run
 
     if address and executor != "ray":
@@ -78,6 +105,10 @@ def reproduce(experiment, budget, store_path, out_dir, sweep_name, executor, wor
     if not s.complete:
         click.echo(f"{s.runs - s.settled} runs are not settled yet; run the same command again to finish them.",
                    err=True)
+
+
+for _name in EXPERIMENTS:
+    reproduce.add_command(_experiment_command(_name))
 
 
 @click.command()

@@ -303,7 +303,7 @@ def test_interrupted_or_killed_training_resumes_exactly(monkeypatch, exc):
 @needs_data
 def test_smoke_every_data_set_through_the_command_line(tmp_path):
     store_path, out = tmp_path / "runs.sqlite", tmp_path / "out"
-    args = ["reproduce-table1", "--budget", "smoke", "--data-dir", str(DATA_DIR), "--store", str(store_path),
+    args = ["reproduce", "table1", "--budget", "smoke", "--data-dir", str(DATA_DIR), "--store", str(store_path),
             "--out", str(out), "--threads", "1", "--no-progress"]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
@@ -333,7 +333,7 @@ def test_smoke_every_data_set_through_the_command_line(tmp_path):
 
 
 def test_a_missing_data_folder_is_reported(tmp_path):
-    result = CliRunner().invoke(main, ["reproduce-table1", "--budget", "smoke", "--dataset", "jsb_chorales",
+    result = CliRunner().invoke(main, ["reproduce", "table1", "--budget", "smoke", "--dataset", "jsb_chorales",
                                        "--data-dir", str(tmp_path / "nowhere"), "--store",
                                        str(tmp_path / "s.sqlite"), "--no-progress"])
     assert result.exit_code != 0

@@ -17,6 +17,7 @@ import numpy as np
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.ticker import MaxNLocator
 
 from bptt.diagnostics.depth import DepthExperiment
 from bptt.diagnostics.gradient_flow import GradientFlow, JacobianNorms
@@ -59,14 +60,23 @@ def _for_log(values) -> np.ndarray:
     return v
 
 
-def _log_limits(ax, values, floor_decades: float = 40.0) -> None:
-    """y-limits around the positive data, at most ``floor_decades`` decades deep."""
-    v = _positive(values)
+def _log_limits(ax, values, floor_decades: float = 40.0, note: bool = False) -> None:
+    """y-limits around the positive data, at most ``floor_decades`` decades deep.
+
+    With ``note``, says on the axes when some values lie below the floor or are 0.
+    """
+    all_v = np.asarray(values, dtype=np.float64)
+    v = _positive(all_v)
     if v.size == 0:
         return
     hi = v.max()
     lo = max(v.min(), hi * 10.0 ** (-floor_decades))
     ax.set_ylim(lo / 3.0, hi * 3.0)
+    hidden = (v.min() < lo) or np.any(all_v[np.isfinite(all_v)] == 0)
+    if note and hidden:
+        ax.text(0.99, 0.01, f"values more than {floor_decades:g} decades below the largest, "
+                "or exactly 0, are off the axis",
+                transform=ax.transAxes, ha="right", va="bottom", fontsize=8, color="0.3")
 
 
 # ---------------------------------------------------------------------------
@@ -92,7 +102,6 @@ def plot_gradient_flow(flow: GradientFlow, out_stem: Path, param: str = "W_rec")
         im = ax.imshow(shown, origin="lower", aspect="auto", cmap="viridis",
                        norm=LogNorm(vmin=vmin, vmax=vmax), interpolation="nearest",
                        extent=(0.5, T + 0.5, 0.5, T + 0.5))
-        ax.plot([0.5, T + 0.5], [0.5, T + 0.5], color="white", lw=0.8, ls=":")
         ax.set_facecolor("0.92")
         label = rf"$\|\partial E_t/\partial x_t\;\partial x_t/\partial x_k\;\partial^+ x_k/\partial {sym}\|_F$"
         if vmin > vals.min():
@@ -105,7 +114,7 @@ def plot_gradient_flow(flow: GradientFlow, out_stem: Path, param: str = "W_rec")
         t = int(flow.sources[-1]) if flow.sources.size else T
         row = C[t - 1, :t]
         ax.semilogy(np.arange(1, t + 1), _for_log(row), "-o", ms=2.5, color=PARAM_COLORS[param])
-        _log_limits(ax, row)
+        _log_limits(ax, row, note=True)
         ax.set_xlabel(rf"$k$: step at which ${sym}$ is used")
         ax.set_ylabel(rf"$\|$component $(T, k)\|_F$ (log scale)")
         ax.set_title(f"Components of the error at the last step, t = T = {t}")
@@ -122,7 +131,7 @@ def plot_gradient_flow(flow: GradientFlow, out_stem: Path, param: str = "W_rec")
             ax2.semilogy(lags, _for_log(flow.lag_mean[name]), "--", color=color, lw=1.3,
                          label=rf"mean of $\|$component$\|_F$ over pairs, ${s}$")
         shown_vals += [flow.lag_norm[name], flow.lag_mean[name]]
-    _log_limits(ax2, np.concatenate(shown_vals))
+    _log_limits(ax2, np.concatenate(shown_vals), note=True)
     ax2.set_xlabel(r"lag $t - k$ (steps the error travelled back)")
     ax2.set_ylabel("norm (log scale)")
     ax2.set_title("Profile over the lag: short-term vs long-term components")
@@ -167,10 +176,11 @@ def plot_jacobian_norms(jac: JacobianNorms, out_stem: Path, title: str = "") -> 
                 label=f"geometric mean over {jac.norms.shape[0]} sequences")
     ax.semilogy(lag, _for_log(jac.bound), "--", color=NONFINITE_COLOR, lw=1.6,
                 label=rf"bound $\eta^{{t-k}}$, $\eta = \gamma\lambda_1 = {jac.gamma:g}\times{jac.lambda1:.3g}$")
-    _log_limits(ax, jac.norms)
+    _log_limits(ax, jac.norms, note=True)
     ax.set_xlabel(r"lag $t - k$")
     ax.set_ylabel(r"$\|\partial h_t/\partial h_k\|_2$ (log scale)")
-    ax.set_title(title or rf"Jacobian norms along the sequence, $t = {jac.t}$ (paper eq. 7)")
+    head = rf"Jacobian norms $\|\partial h_t/\partial h_k\|_2$ for $t = {jac.t}$ (paper eq. 7)"
+    ax.set_title(head + (f"\n{title}" if title else ""), fontsize=11)
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=9, loc="best")
     paths = _save_figure(fig, out_stem)
@@ -216,6 +226,7 @@ def plot_spectra(spectra: Spectrum | Sequence[Spectrum], out_stem: Path, title: 
                           "guarantees vanishing")
     if 1.0 not in thresholds:
         ax1.axhline(1.0, color="0.4", ls=":", lw=1.0, label="1")
+    ax1.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax1.set_xlabel("index $i$ (sorted)")
     ax1.set_ylabel(r"singular value $\sigma_i(W_{rec})$" + (" (log scale)" if log_sv else ""))
     ax1.set_title("Singular values (§2.1: vanishing when $\\lambda_1 < 1/\\gamma$)")
@@ -236,6 +247,21 @@ def plot_spectra(spectra: Spectrum | Sequence[Spectrum], out_stem: Path, title: 
         lim = max(lim, 1.08 * max(thresholds))
     ax2.set_xlim(-lim, lim)
     ax2.set_ylim(-lim, lim)
+    reach = max(float(np.abs(s.eigenvalues).max()) for s in specs)
+    if 0 < reach < 0.2 * lim:
+        # the eigenvalues crowd the origin: show them again, magnified
+        ins = ax2.inset_axes([0.66, 0.6, 0.31, 0.31])
+        for i, s in enumerate(specs):
+            ins.plot(s.eigenvalues.real, s.eigenvalues.imag, "o", ms=3, color=colors[i % len(colors)],
+                     alpha=0.8, mec="none")
+        zoom = 1.15 * reach
+        ins.set_xlim(-zoom, zoom)
+        ins.set_ylim(-zoom, zoom)
+        ins.set_aspect("equal")
+        ins.tick_params(labelsize=7)
+        ins.locator_params(nbins=3)
+        ins.grid(alpha=0.3)
+        ins.set_title(f"zoom: |λ| ≤ {zoom:.2g}", fontsize=8)
     ax2.set_aspect("equal")
     ax2.axhline(0, color="0.7", lw=0.6)
     ax2.axvline(0, color="0.7", lw=0.6)
@@ -267,11 +293,12 @@ def plot_spectra(spectra: Spectrum | Sequence[Spectrum], out_stem: Path, title: 
 
 
 def plot_lyapunov(spectra: LyapunovSpectrum | Sequence[LyapunovSpectrum], out_stem: Path,
-                  reference: np.ndarray | None = None, title: str = "") -> list[Path]:
+                  reference: np.ndarray | None = None, title: str = "",
+                  reference_label: str = r"$\log|\lambda_i(W_{rec})|$") -> list[Path]:
     """The exponents by index (0 marked) and the convergence of the leading ones.
 
-    ``reference`` (e.g. log |eigenvalues of W_rec|, the exponents of the linearisation
-    at h = 0) is drawn for comparison when given.
+    ``reference`` (e.g. log(γ |λ_i(W_rec)|), the exponents of a constant Jacobian with
+    σ' at its largest value γ) is drawn for comparison when given, as ``reference_label``.
     """
     specs = [spectra] if isinstance(spectra, LyapunovSpectrum) else list(spectra)
     if not specs:
@@ -284,25 +311,33 @@ def plot_lyapunov(spectra: LyapunovSpectrum | Sequence[LyapunovSpectrum], out_st
         idx = np.arange(1, s.exponents.size + 1)
         name = s.label or s.mode
         ax1.plot(idx, s.exponents, "o-", ms=4, lw=1.2, color=c,
-                 label=rf"{name}: $\mu_1 = {s.leading:.3g}$ per step")
+                 label=rf"{name}: $\mu_1 = {s.leading:.4g}$ per step")
         n_show = min(3, s.exponents.size)
         steps = np.arange(s.transient + 1, s.steps + 1)
         for j in range(n_show):
             ax2.plot(steps, s.history[:, j], "-", color=c, lw=1.6 if j == 0 else 0.9,
                      alpha=1.0 if j == 0 else 0.6,
-                     label=f"{name}: running estimates of $\\mu_1..\\mu_{n_show}$" if j == 0 else None)
+                     label=(f"{name}: running estimates of $\\mu_1, \\ldots, \\mu_{n_show}$"
+                            if n_show > 1 else f"{name}: running estimate of $\\mu_1$") if j == 0 else None)
     if reference is not None:
         ref = np.sort(np.asarray(reference, dtype=np.float64))[::-1]
-        ax1.plot(np.arange(1, ref.size + 1), ref, "x", color="0.35", ms=6,
-                 label=r"$\log|\lambda_i(W_{rec})|$ (linearisation at $h = 0$)")
+        ax1.plot(np.arange(1, ref.size + 1), ref, "x", color="0.35", ms=6, label=reference_label)
     ax1.axhline(0.0, color="black", lw=1.0, ls="--", label="0: perturbations neither grow nor shrink")
+    ax1.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax1.set_xlabel("index $i$")
     ax1.set_ylabel(r"Lyapunov exponent $\mu_i$ (per step, natural log)")
     ax1.set_title("Spectrum (negative: the state forgets; positive: nearby states separate)",
                   fontsize=10.5)
     ax1.grid(alpha=0.3)
     ax1.legend(fontsize=8.5, loc="best")
-    ax2.axhline(0.0, color="black", lw=1.0, ls="--")
+    shown = np.concatenate([s.history[:, : min(3, s.exponents.size)].ravel() for s in specs])
+    shown = shown[np.isfinite(shown)]
+    if shown.size:
+        lo, hi = float(shown.min()), float(shown.max())
+        pad = 0.08 * (hi - lo) if hi > lo else 0.1 * max(abs(hi), 1e-3)
+        ax2.set_ylim(lo - pad, hi + pad)
+        if lo - pad <= 0.0 <= hi + pad:
+            ax2.axhline(0.0, color="black", lw=1.0, ls="--")
     ax2.set_xlabel("step (after the transient)")
     ax2.set_ylabel(r"running average of $\log|R_{ii}|$")
     ax2.set_title("Convergence of the leading exponents", fontsize=10.5)
@@ -320,7 +355,7 @@ def plot_lyapunov(spectra: LyapunovSpectrum | Sequence[LyapunovSpectrum], out_st
         cols[4] += [s.steps - s.transient] * n
     if reference is not None:
         n = ref.size
-        cols[0] += ["log|eig(W_rec)|"] * n
+        cols[0] += ["reference"] * n
         cols[1] += ["reference"] * n
         cols[2] += list(range(1, n + 1))
         cols[3] += list(ref)
@@ -372,16 +407,17 @@ def plot_depth(result: DepthExperiment, out_stem: Path) -> list[Path]:
         ax.set_ylabel(r"$\|v_{D-s}\|$ (log scale)")
         ax.set_title(f"{unit} units", fontsize=11)
         ax.grid(alpha=0.3, which="both")
-    gain_handles = [Line2D([], [], color=colors[gi], lw=2.5, label=f"gain g = {g:g}")
+    gain_handles = [Line2D([], [], color=colors[gi], lw=2.5, label=f"g = {g:g}")
                     for gi, g in enumerate(result.gains)]
     style = [Line2D([], [], color="0.3", lw=2.0, ls="-",
-                    label="tied (recurrent): same W every step, geometric mean over draws"),
+                    label="tied (recurrent): one W at every step; geometric mean over draws"),
              Line2D([], [], color="0.3", lw=1.6, ls="--",
-                    label=r"untied (deep net): independent $W_t$, $\sqrt{\mathrm{mean}\,\|v\|^2}$ over draws")]
+                    label=r"untied (deep net): independent $W_t$; $\sqrt{\mathrm{mean}\,\|v\|^2}$ over draws")]
     if "linear" in result.units:
         style.append(Line2D([], [], color="0.3", lw=1.0, ls=":",
-                            label=r"$g^s$: the untied expectation for linear units"))
-    axes[0].legend(handles=gain_handles + style, fontsize=8, loc="lower left", framealpha=0.9)
+                            label=r"$g^s$: untied expectation (linear)"))
+    axes[0].legend(handles=gain_handles, title="gain", fontsize=8.5, loc="upper left", framealpha=0.9)
+    fig.legend(handles=style, fontsize=9, loc="outside lower center", ncol=len(style), framealpha=0.9)
     fig.suptitle(f"Shared vs untied weights: a signal backpropagated through D = {result.depth} steps, "
                  f"H = {result.hidden}, weights N(0, g²/H), {result.draws} draws", fontsize=12)
     paths = _save_figure(fig, out_stem)
@@ -523,6 +559,7 @@ def plot_training_record(record: RunRecord, out_stem: Path) -> list[Path]:
         a_l.set_ylabel("loss $E$ (log scale)")
     else:
         a_l.plot(ls_, lv, "-", color="#27864a", lw=1.3, label="training loss")
+        a_l.ticklabel_format(axis="y", useOffset=False)
         a_l.set_ylabel("loss $E$")
     es, ev = cv.get("check_error", empty)
     if es.size:
@@ -541,6 +578,7 @@ def plot_training_record(record: RunRecord, out_stem: Path) -> list[Path]:
     rs, rv = cv.get("rho", empty)
     a_r.plot(rs, rv, "o-", color="#d35400", ms=3, lw=1.2, label=r"$\rho(W_{rec})$")
     a_r.axhline(1.0, color="0.3", ls=":", lw=1.0, label=r"$\rho = 1$")
+    a_r.ticklabel_format(axis="y", useOffset=False)
     a_r.set_ylabel(r"spectral radius $\rho(W_{rec})$")
     a_r.set_title("Spectral radius of the recurrent weights at the evaluation points", fontsize=10.5)
     a_r.legend(fontsize=8.5, loc="best")
@@ -551,6 +589,7 @@ def plot_training_record(record: RunRecord, out_stem: Path) -> list[Path]:
         a_o.set_ylabel(r"$\Omega$ (log scale)")
     else:
         a_o.plot(os_, ov, "-", color="#16a085", lw=1.2, label=r"$\Omega$")
+        a_o.ticklabel_format(axis="y", useOffset=False)
         a_o.set_ylabel(r"$\Omega$")
     alpha = record.config.get("alpha")
     regularised = record.config.get("method") == "msgd-cr"
@@ -559,6 +598,7 @@ def plot_training_record(record: RunRecord, out_stem: Path) -> list[Path]:
                      else " (measured, not trained on)"), fontsize=10.5)
     a_o.legend(fontsize=8.5, loc="best")
     a_o.set_xlabel("update")
+    a_o.xaxis.set_major_locator(MaxNLocator(integer=True))
 
     for i, s in enumerate(record.nonfinite_steps):
         for ax in axes:
