@@ -205,7 +205,7 @@ def runs(store_path, status, sweep, limit, as_json) -> None:
 
 
 @main.command()
-@click.option("--updates", default=4000, show_default=True, type=click.IntRange(min=100),
+@click.option("--updates", default=12_000, show_default=True, type=click.IntRange(min=100),
               help="Update budget per method.")
 @click.option("--seeds", default="0-4", show_default=True)
 @click.option("--length", default=50, show_default=True, type=click.IntRange(min=10))

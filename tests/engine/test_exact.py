@@ -1,5 +1,7 @@
 """The hand-derived backward pass against torch.autograd, in float64."""
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -191,3 +193,23 @@ def test_large_blocks_take_the_sigmoid_form_of_tanh_exactly(omega):
     assert_same(forward_backward(params, x, y, **kw), reference_forward_backward(params, x, y, **kw))
     ev = evaluate(params, x, y, unit="tanh", output="last_softmax")
     assert torch.allclose(ev.loss, reference_forward_backward(params, x, y, **kw).loss, rtol=1e-12)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
+@pytest.mark.parametrize("unit", ["tanh", "sigmoid"])
+@pytest.mark.parametrize("output", OUTPUTS)
+def test_cuda_engine_matches_cpu_autograd(unit, output):
+    params = make_params(unit)
+    x, y = make_batch(output, T=12, B=5, I=4, O=5)
+    kw = dict(unit=unit, output=output, alpha=torch.tensor([0.0, 0.5, 2.0], dtype=torch.float64),
+              omega="squared")
+    ref = reference_forward_backward(params, x, y, **kw)
+    cuda = {k: v.cuda() for k, v in params.items()}
+    kw["alpha"] = kw["alpha"].cuda()
+    fast = forward_backward(cuda, x.cuda(), y.cuda(), **kw)
+    assert fast.grads["W_rec"].is_cuda
+    cpu = lambda t: t.cpu() if torch.is_tensor(t) else t  # noqa: E731
+    back = dataclasses.replace(fast, **{f.name: cpu(getattr(fast, f.name))
+                                        for f in dataclasses.fields(fast) if f.name != "grads"},
+                               grads={k: v.cpu() for k, v in fast.grads.items()})
+    assert_same(back, ref)

@@ -338,3 +338,22 @@ def test_a_missing_data_folder_is_reported(tmp_path):
                                        str(tmp_path / "s.sqlite"), "--no-progress"])
     assert result.exit_code != 0
     assert "SHA256SUMS" in result.output
+
+
+@needs_data
+def test_max_epochs_caps_training_and_keeps_capped_runs_apart(tmp_path):
+    store_path = tmp_path / "runs.sqlite"
+    args = ["reproduce", "table1", "--budget", "smoke", "--dataset", "jsb_chorales", "--data-dir", str(DATA_DIR),
+            "--store", str(store_path), "--out", str(tmp_path / "out"), "--no-progress"]
+    capped = CliRunner().invoke(main, args + ["--max-epochs", "1"])
+    assert capped.exit_code == 0, capped.output
+    runs = Store(store_path).list_runs()
+    assert len(runs) == 3
+    assert {r["config"]["max_epochs"] for r in runs} == {1}
+    assert {r["metrics"]["updates"] for r in runs} == {3}            # one epoch of 3 smoke updates
+    assert "epoch budget (1) spent" in (tmp_path / "out" / "table1.md").read_text()
+    # The uncapped budget is a different ensemble: it trains anew instead of reading the capped runs back.
+    uncapped = CliRunner().invoke(main, args)
+    assert uncapped.exit_code == 0, uncapped.output
+    assert "not trained again" not in uncapped.output
+    assert len(Store(store_path).list_runs()) == 6

@@ -71,8 +71,11 @@ class Figure7(Experiment):
         cells: dict[tuple, dict] = {}
         for r in records:
             lab = r["labels"]
-            c = cells.setdefault((lab["init"], lab["method"], lab["length"]), {"n": 0, "succeeded": 0, "updates": []})
+            c = cells.setdefault((lab["init"], lab["method"], lab["length"]),
+                                 {"n": 0, "succeeded": 0, "updates": [], "errors": []})
             c["n"] += 1
+            if r["metrics"].get("error") is not None:
+                c["errors"].append(r["metrics"]["error"])
             if r["status"] == "succeeded":
                 c["succeeded"] += 1
                 c["updates"].append(r["metrics"].get("updates"))
@@ -169,6 +172,19 @@ class Figure7(Experiment):
                       ["initialization", "method", *[f"L = {L}" for L in lengths]], rows,
                       note=f"A run succeeds when it gets fewer than 1% of {budget.eval_sequences:,} fresh sequences "
                            f"wrong within {budget.max_updates:,} updates.")
+        error_rows = []
+        for init in inits:
+            for m in methods:
+                row = [init, paper.METHOD_LABEL[m]]
+                for L in lengths:
+                    errs = (cells.get((init, m, L)) or {}).get("errors")
+                    row.append(f"{100 * np.mean(errs):.1f}%" if errs else "—")
+                error_rows.append(row)
+        error_table = Table("Mean final error per initialization, method and length (chance: 75%)",
+                            ["initialization", "method", *[f"L = {L}" for L in lengths]], error_rows,
+                            note="The error of each run on fresh sequences when it stopped (success or update "
+                                 "cap), averaged over seeds: where no run succeeds, it shows which ones were "
+                                 "learning.")
         comparisons = []
         for L in lengths:
             x = self.rate(cells, "smart_tanh", "msgd-cr", L)
@@ -191,7 +207,7 @@ class Figure7(Experiment):
         notes = ["The paper's Figure 7 curves are not transcribed here; the report checks its stated claims "
                  "instead. Within one initialization and length the members with the same seed start from the "
                  "same weights, so the three methods are compared on the same networks."]
-        return Analysis(headline, [fig], [table], comparisons, claims, notes, data)
+        return Analysis(headline, [fig], [table, error_table], comparisons, claims, notes, data)
 
     def plot(self, cells: dict, stem: Path, budget: Budget) -> Path:
         import matplotlib
