@@ -195,6 +195,7 @@ class _threads:
             torch.set_num_threads(self.saved)
 
 
+@torch.no_grad()
 def forward_backward(
     params: dict[str, torch.Tensor],
     x: torch.Tensor,
@@ -251,14 +252,17 @@ def _forward_backward(params, x, y, *, unit, output, alpha, omega, h0, mask, ome
         hs[0].zero_()
     else:
         hs[0].copy_(h0)
-    h_steps = hs.unbind(0)                                        # views made once, not per step
-    if unit == "tanh":
-        _tanh_states(hs, h_steps, x, W_rec, W_in, params["b"])
-    else:
-        xw = project_inputs(x, W_in, params["b"])                 # [E,T,B,H]
-        for t, xw_t in enumerate(xw.unbind(1)):
-            activate_(torch.baddbmm(xw_t, h_steps[t], W_rec, out=h_steps[t + 1]), unit)
-        del xw
+    # The time loops run in inference mode: nothing in them is differentiated, and
+    # skipping autograd's dispatch saves a few microseconds on each of the 4T calls.
+    with torch.inference_mode():
+        h_steps = hs.unbind(0)                                    # views made once, not per step
+        if unit == "tanh":
+            _tanh_states(hs, h_steps, x, W_rec, W_in, params["b"])
+        else:
+            xw = project_inputs(x, W_in, params["b"])             # [E,T,B,H]
+            for t, xw_t in enumerate(xw.unbind(1)):
+                activate_(torch.baddbmm(xw_t, h_steps[t], W_rec, out=h_steps[t + 1]), unit)
+            del xw
 
     # ---- outputs and loss ------------------------------------------------------------
     if per_step:
@@ -295,16 +299,17 @@ def _forward_backward(params, x, y, *, unit, output, alpha, omega, h0, mask, ome
     spare = ws.get("spare", (2, E, B, H), dtype, dev)
     g_buf = ws.get("g", (E, B, H), dtype, dev) if per_step else None
     W_rec_T = W_rec.transpose(1, 2)
-    d_steps = delta.unbind(1)
-    v_steps = rec.unbind(0) if rec is not None else None
-    spares = spare.unbind(0)
-    direct_steps = direct.unbind(1) if per_step else None
-    for t in range(T, 0, -1):
-        d = d_steps[t - 1].mul_(g)
-        if t == 1 and rec is None:
-            break
-        v = torch.bmm(d, W_rec_T, out=v_steps[t - 1] if v_steps is not None else spares[t % 2])
-        g = torch.add(v, direct_steps[t - 2], out=g_buf) if per_step and t > 1 else v
+    with torch.inference_mode():
+        d_steps = delta.unbind(1)
+        v_steps = rec.unbind(0) if rec is not None else None
+        spares = spare.unbind(0)
+        direct_steps = direct.unbind(1) if per_step else None
+        for t in range(T, 0, -1):
+            d = d_steps[t - 1].mul_(g)
+            if t == 1 and rec is None:
+                break
+            v = torch.bmm(d, W_rec_T, out=v_steps[t - 1] if v_steps is not None else spares[t % 2])
+            g = torch.add(v, direct_steps[t - 2], out=g_buf) if per_step and t > 1 else v
 
     # ---- Ω (eq. 9 / reference form) and its gradient (eq. 10), fused into W_rec's ------
     left = ws.get("left", (E, T, B, H), dtype, dev)               # h_{t-1} (+ α ∂Ω/∂v_{t-1})

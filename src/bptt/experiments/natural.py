@@ -780,7 +780,8 @@ class NaturalTrainer:
                                      f"learning rate now {mem.lr:g}")
             mem.prev_valid = valid
             if mem.bad_epochs >= c.patience:
-                mem.stop_reason = f"no improvement for {c.patience} epochs"
+                mem.stop_reason = (f"no improvement of the validation figure by more than {c.rel_tol:g} "
+                                   f"(relative) for {c.patience} epochs")
                 retire.append(j)
             elif self.epoch >= c.max_epochs:
                 mem.stop_reason = f"epoch budget ({c.max_epochs}) spent"
@@ -1065,6 +1066,9 @@ def write_report(results: dict[str, DatasetResult], store, out_dir: Path, *, bud
                  seconds: float | None = None) -> list[Path]:
     """Write ``table1.md``, ``table1.json`` and ``table1.png``/``.svg`` into ``out_dir``."""
     out_dir.mkdir(parents=True, exist_ok=True)
+    caps = sorted({res.config["max_epochs"] for name, res in results.items()
+                   if res.config["max_epochs"] < protocol(name, budget).max_epochs})
+    label = f"{budget} budget" + (f", at most {'/'.join(map(str, caps))} epochs" if caps else "")
     protocol_lines = []
     for name, res in results.items():
         c = res.config
@@ -1082,7 +1086,7 @@ def write_report(results: dict[str, DatasetResult], store, out_dir: Path, *, bud
                if c['eval_windows'] else "; evaluated on every step of every split") + ".")
     reused = [DATASET_LABEL[n] for n, r in results.items() if r.reused]
     text = [
-        f"# Table 1: natural problems ({budget} budget)",
+        f"# Table 1: natural problems ({label})",
         "",
         "Train / test figure of each method at its best validation epoch, beside the paper's "
         "(Pascanu, Mikolov & Bengio 2013, Table 1). Music: negative log-likelihood per time step "
@@ -1117,7 +1121,7 @@ def write_report(results: dict[str, DatasetResult], store, out_dir: Path, *, bud
                                 "members": [dataclasses.asdict(m) for m in r.members],
                                 "paper": PAPER_TABLE1[n]} for n, r in results.items()}}
     paths[1].write_text(json.dumps(payload, indent=2, default=lambda o: None if o is None else str(o)))
-    paths += plot_curves(results, store, out_dir / "table1", title=f"Table 1 learning curves ({budget} budget)")
+    paths += plot_curves(results, store, out_dir / "table1", title=f"Table 1 learning curves ({label})")
     return paths
 
 
@@ -1159,11 +1163,16 @@ def plot_curves(results: dict[str, DatasetResult], store, stem: Path, title: str
     handles += [Line2D([], [], color="0.3", ls=ls, label=lab) for ls, lab in
                 ((":", "train"), ("-", "validation"), ("--", "test"))]
     handles.append(Line2D([], [], color="0.3", lw=0.7, alpha=0.6, label="paper's test figure"))
-    fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=8, frameon=False)
+    ncol = len(handles) if cols > 1 else 4                  # one narrow panel: the legend wraps
+    legend_rows = -(-len(handles) // ncol)
+    if legend_rows > 1:
+        fig.set_figheight(fig.get_figheight() + 0.2 * (legend_rows - 1))
+    fig.legend(handles=handles, loc="lower center", ncol=ncol, fontsize=8, frameon=False)
     if title:
         fig.suptitle(title, fontsize=10)
     top = 1.0 - 0.45 / fig.get_figheight()
-    fig.subplots_adjust(left=0.07, right=0.98, bottom=0.75 / fig.get_figheight() + 0.06 / rows,
+    fig.subplots_adjust(left=0.07 if cols > 1 else 0.15, right=0.98,
+                        bottom=(0.75 + 0.2 * (legend_rows - 1)) / fig.get_figheight() + 0.06 / rows,
                         top=top - 0.25 / fig.get_figheight(), wspace=0.28, hspace=0.45)
     paths = [stem.with_suffix(".png"), stem.with_suffix(".svg")]
     fig.savefig(paths[0], dpi=110)
