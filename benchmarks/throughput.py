@@ -23,7 +23,9 @@ pool, so data generation is excluded for every contender. The contenders:
 (4) ``engine``: :class:`bptt.ElmanRNN` with E members, a step being
     ``forward_backward(x[T,E,B,I], y[E,B], alpha=2.0, omega="squared")``,
     ``nonfinite``, ``clip_by_global_norm`` and ``sgd_update``; time per network
-    update = step time / E.
+    update = step time / E. On CUDA the engine pass replays as one CUDA graph
+    (``cuda_graph=True``, as the trainer does for fixed-length training), and rows
+    (4') time the same steps launched kernel by kernel.
 
 Timing. Every contender is warmed up (compilation and first-call allocations are
 excluded), then all contenders are timed in interleaved rounds: each round times a
@@ -275,9 +277,10 @@ def make_baseline(pool, device) -> Contender:
                      step, synchronizer(device))
 
 
-def engine_update(model: ElmanRNN, x: torch.Tensor, y: torch.Tensor, omega: str | None) -> None:
+def engine_update(model: ElmanRNN, x: torch.Tensor, y: torch.Tensor, omega: str | None,
+                  graph: bool = False) -> None:
     """One training step of every member: exact BPTT (+Ω), guard, clipping, SGD."""
-    res = model.forward_backward(x, y, alpha=ALPHA, omega=omega)
+    res = model.forward_backward(x, y, alpha=ALPHA, omega=omega, cuda_graph=graph)
     bad = nonfinite(res.grad_norm)
     grads, _ = clip_by_global_norm(res.grads, THRESHOLD, norm=res.grad_norm)
     sgd_update(model.params, grads, LR, bad)
@@ -299,14 +302,20 @@ def make_reference(pool, device) -> Contender:
                      step, synchronizer(device))
 
 
-def make_engine(E: int, pool, device) -> Contender:
+def make_engine(E: int, pool, device, graph: bool | None = None) -> Contender:
+    """(4); on CUDA the pass replays as a CUDA graph unless ``graph`` is False."""
     model = ElmanRNN(N_IN, N_HIDDEN, N_OUT, ensemble=E, unit=UNIT, init=INIT, device=device)
+    graph = device.type == "cuda" if graph is None else graph
 
     def step(i: int) -> None:
         x, y = pool[i % len(pool)]
-        engine_update(model, x, y, OMEGA)
+        engine_update(model, x, y, OMEGA, graph)
 
-    return Contender(f"engine_E{E}", f"(4) bptt engine + Ω, E={E}", "engine", E, True,
+    if device.type == "cuda" and not graph:
+        return Contender(f"engine_plain_E{E}", f"(4') bptt engine + Ω, no graph, E={E}", "engine_plain",
+                         E, True, step, synchronizer(device))
+    how = ", CUDA graph" if graph else ""
+    return Contender(f"engine_E{E}", f"(4) bptt engine + Ω{how}, E={E}", "engine", E, True,
                      step, synchronizer(device))
 
 
@@ -698,6 +707,8 @@ def main(argv: list[str] | None = None) -> int:
     if jax is not None:
         contenders += [make_jax(jax, E, pools[E]) for E in ensembles]
     contenders += [make_engine(E, dev_pools[E], device) for E in ensembles]
+    if device.type == "cuda":
+        contenders += [make_engine(E, dev_pools[E], device, graph=False) for E in ensembles]
 
     for c in contenders:
         log(f"warming up {c.label} ...")

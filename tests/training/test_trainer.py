@@ -34,8 +34,19 @@ def test_same_seed_same_numbers_and_records():
     for k in a.model.params:
         assert torch.equal(a.model.params[k], b.model.params[k])
     c = Trainer(small(seeds=[0, 2]), None).run()
-    assert torch.equal(a.model.W_rec[0], a.model.W_rec[0])
+    assert torch.equal(a.model.W_rec[0], c.model.W_rec[0])
     assert not torch.equal(a.model.W_rec[1], c.model.W_rec[1])
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
+def test_training_on_cuda_follows_the_cpu_run():
+    cfg = dict(dtype="float64", method=["msgd", "msgd-c", "msgd-cr"], seeds=[0, 1, 2], threshold=0.5)
+    cpu = Trainer(small(**cfg), None).run()
+    gpu = Trainer(small(device="cuda", **cfg), None).run()
+    assert gpu.model.params["W_rec"].is_cuda
+    for k, v in cpu.model.params.items():
+        assert torch.allclose(gpu.model.params[k].cpu(), v, rtol=1e-8, atol=1e-10), k
+    assert [m.status for m in gpu.members] == [m.status for m in cpu.members]
 
 
 def test_store_records_config_status_curves():

@@ -107,7 +107,7 @@ def reference_forward_backward(
         omega_val = term.sum(dim=(0, 2)) / count.clamp_min(1.0)
         n_pairs = ent.shape[0] * ent.shape[2] if mask is None else mask.sum()
         frac = (count / n_pairs).detach()
-        a = torch.as_tensor(alpha, dtype=loss.dtype).reshape(-1).expand(E)
+        a = torch.as_tensor(alpha, dtype=loss.dtype, device=loss.device).reshape(-1).expand(E)
         total = total + (a * omega_val).sum()
     names = list(leaves)
     grads = dict(zip(names, torch.autograd.grad(total, [leaves[n] for n in names])))

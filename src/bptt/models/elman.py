@@ -7,6 +7,7 @@ from typing import Sequence
 import torch
 
 from bptt.engine import exact, reference
+from bptt.engine.graphs import GraphCache
 from bptt.engine.outputs import PER_STEP, check_output
 from bptt.engine.units import check_unit
 from bptt.models.init import DEFAULT_UNIT, check_init, ensemble_init, spectral_radius
@@ -83,6 +84,7 @@ class ElmanRNN(torch.nn.Module):
         self.init = init
         self.init_options = dict(init_options or {})
         self.seeds = [int(s) for s in seeds]
+        self._graphs: GraphCache | None = None     # CUDA graphs of forward_backward, by shape
         tensors = ensemble_init(init, n_in, n_hidden, n_out, self.seeds, dtype=dtype,
                                 device=device, **self.init_options)
         for name in exact.PARAM_NAMES:
@@ -162,7 +164,7 @@ class ElmanRNN(torch.nn.Module):
 
     def forward_backward(self, x: torch.Tensor, y: torch.Tensor, *, alpha: torch.Tensor | float = 0.0,
                          omega: str | None = "squared", h0: torch.Tensor | None = None,
-                         mask: torch.Tensor | None = None) -> exact.StepResult:
+                         mask: torch.Tensor | None = None, cuda_graph: bool = False) -> exact.StepResult:
         """Loss, exact gradients, Ω and the gradient norm in one pass (no autograd graph).
 
         Args:
@@ -174,6 +176,11 @@ class ElmanRNN(torch.nn.Module):
                 or ``None`` (Ω neither computed nor added).
             h0: ``[E, B, H]`` initial state (zeros by default).
             mask: ``[T, B]`` for per-step outputs over padded batches.
+            cuda_graph: on a CUDA device, replay the pass as one CUDA graph, captured
+                on the first call of each shape (see :mod:`bptt.engine.graphs`): several
+                times faster for small ensembles, the same numbers. The parameters
+                must then be updated in place. Ignored on the CPU and with ``h0`` or
+                ``mask``.
 
         Returns:
             :class:`bptt.engine.StepResult` with ``loss``, ``omega``, ``omega_fraction``,
@@ -182,10 +189,14 @@ class ElmanRNN(torch.nn.Module):
         """
         self._check_inputs(x)
         check_omega(omega)
+        params = {k: p.detach() for k, p in self.params.items()}
+        if cuda_graph and self.device.type == "cuda" and h0 is None and mask is None:
+            if self._graphs is None:
+                self._graphs = GraphCache()
+            return self._graphs.run(params, x, y, alpha, unit=self.unit, output=self.output, omega=omega)
         with torch.no_grad():
-            return exact.forward_backward(
-                {k: p.detach() for k, p in self.params.items()}, x, y, unit=self.unit,
-                output=self.output, alpha=alpha, omega=omega, h0=h0, mask=mask)
+            return exact.forward_backward(params, x, y, unit=self.unit, output=self.output,
+                                          alpha=alpha, omega=omega, h0=h0, mask=mask)
 
     def evaluate(self, x: torch.Tensor, y: torch.Tensor, *, tolerance: float | None = None,
                  h0: torch.Tensor | None = None, mask: torch.Tensor | None = None,

@@ -223,6 +223,8 @@ class Trainer:
             self.alpha = alpha_schedule(c.alpha_schedule, 1.0)     # α_t = α · alpha(t) per member
         else:
             self.alpha = alpha_schedule(c.alpha_schedule, c.alpha if c.regularized else 0.0)
+        # Fixed-length training replays each update as one CUDA graph on a GPU.
+        self._graphed = c.min_length == c.max_length
         self.update = 0
         self.active = list(range(len(c.seeds)))            # indices into c.seeds, in model order
         self.status = ["running"] * len(c.seeds)
@@ -341,7 +343,7 @@ class Trainer:
             out, bad, grads, clipped, lr = self._per_member_step(x, y)
         else:
             alpha = self.alpha(self.update)
-            out = self.model.forward_backward(x, y, alpha=alpha, omega=c.omega)
+            out = self.model.forward_backward(x, y, alpha=alpha, omega=c.omega, cuda_graph=self._graphed)
             bad = nonfinite(out.grad_norm)
             grads = out.grads
             clipped = torch.zeros_like(bad)
@@ -372,7 +374,7 @@ class Trainer:
         idx = torch.as_tensor(self.active, dtype=torch.long)
         dev = self.model.device
         alpha = (self._member_alpha[idx] * self.alpha(self.update)).to(dev)
-        out = self.model.forward_backward(x, y, alpha=alpha, omega=c.omega)
+        out = self.model.forward_backward(x, y, alpha=alpha, omega=c.omega, cuda_graph=self._graphed)
         bad = nonfinite(out.grad_norm)
         grads = out.grads
         clip = self._member_clip[idx].to(dev)
