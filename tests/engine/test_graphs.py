@@ -30,7 +30,7 @@ def test_graph_replays_match_the_plain_pass_while_weights_change(name):
     task = bptt.tasks.get(name, seed=1)
     model = bptt.ElmanRNN(task.n_in, 12, task.n_out, ensemble=3, output=task.output, seed=0,
                           dtype=torch.float64, device="cuda")
-    for step, alpha in enumerate([2.0, torch.tensor([0.0, 1.0, 3.0]), 0.5]):
+    for alpha in [2.0, torch.tensor([0.0, 1.0, 3.0]), 0.5]:
         x, y = (t.cuda() for t in task.sample(batch_size=5, length=17))
         graphed = model.forward_backward(x, y, alpha=alpha, cuda_graph=True)
         plain = model.forward_backward(x, y, alpha=alpha)

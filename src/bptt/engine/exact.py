@@ -155,9 +155,9 @@ def _tanh_states(hs: torch.Tensor, h_steps, x: torch.Tensor, W_rec, W_in, b) -> 
 
     PyTorch's vectorised sigmoid is over twice as fast as its tanh on the CPU. Small
     blocks (fewer than 4096 values per step), where the cost of each call dominates,
-    and every block on a GPU, where each kernel launch does, run the recurrence on s = (h + 1)/2, s_{t+1} = σ(s_t·4W_rec + 2(u_t W_in + b) −
-    2·1ᵀW_rec): one product and one sigmoid per step, and h = 2s − 1 for all steps at
-    once afterwards. Large blocks fold the factor 2 into the weights and finish each
+    and every block on a GPU, where each kernel launch does, run the recurrence on
+    s = (h + 1)/2, s_{t+1} = σ(s_t·4W_rec + 2(u_t W_in + b) − 2·1ᵀW_rec): one product
+    and one sigmoid per step, and h = 2s − 1 for all steps at once afterwards. Large blocks fold the factor 2 into the weights and finish each
     step with 2σ − 1 while the block is in cache. Both are exact up to rounding (the
     tests hold them to autograd's tanh at 1e-10 in float64).
     """

@@ -33,8 +33,10 @@ class GraphedPass:
     Args:
         params: the parameters (CUDA tensors, updated in place between calls).
         x, y: an example batch; later batches must have the same shapes and dtypes.
-        alpha: Ω's weight as ``[E]`` (copied on every call).
         **options: ``unit``, ``output``, ``omega`` and ``omega_bound`` of the pass.
+
+    Calling it with a batch and Ω's weight α (a float or ``[E]``, copied into the
+    graph's own buffer) replays the graph.
     """
 
     def __init__(self, params: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor,
