@@ -92,7 +92,8 @@ import bptt
 import bptt.tasks as tasks
 from bptt.engine.reference import reference_forward_backward
 from bptt.models.elman import ElmanRNN
-from bptt.training.clipping import clip_by_global_norm, nonfinite, sgd_update
+from bptt.clip import clip_by_global_norm
+from bptt.optim.sgd import nonfinite, sgd_update
 
 TASK = "temporal_order"
 N_IN, N_HIDDEN, N_OUT = 6, 50, 4

@@ -55,6 +55,7 @@ import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +67,7 @@ __all__ = [
     "FINAL_STATUSES",
     "OUTCOME_STATUSES",
     "Store",
+    "Status",
     "config_json",
     "config_key",
     "default_store_path",
@@ -73,12 +75,26 @@ __all__ = [
 
 SCHEMA_VERSION = 1
 
+
+
+class Status(StrEnum):
+    """What became of a run. ``running`` is the only status that is not final;
+    ``succeeded``, ``failed`` and ``diverged`` are outcomes (they settle the run's key);
+    ``stopped`` is a run interrupted before its outcome (it can be resumed)."""
+
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    DIVERGED = "diverged"
+    STOPPED = "stopped"
+
+
 #: Statuses a run can end with.
-FINAL_STATUSES = ("succeeded", "failed", "diverged", "stopped")
+FINAL_STATUSES = (Status.SUCCEEDED, Status.FAILED, Status.DIVERGED, Status.STOPPED)
 #: All valid statuses; ``running`` is the only one that is not final.
-STATUSES = ("running",) + FINAL_STATUSES
+STATUSES = (Status.RUNNING,) + FINAL_STATUSES
 #: Final statuses that settle a work item: a claim for its key is refused.
-OUTCOME_STATUSES = ("succeeded", "failed", "diverged")
+OUTCOME_STATUSES = (Status.SUCCEEDED, Status.FAILED, Status.DIVERGED)
 
 BUSY_TIMEOUT_S = 30.0
 _SQLITE_HEADER = b"SQLite format 3\x00"

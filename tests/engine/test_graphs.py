@@ -5,7 +5,7 @@ import torch
 
 import bptt
 from bptt.engine.graphs import GraphedPass
-from bptt.training.clipping import sgd_update
+from bptt.optim.sgd import sgd_update
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
 

@@ -28,7 +28,8 @@ import torch
 
 from bptt.engine.outputs import PER_STEP, loss_and_grad, wrong_sequences
 from bptt.engine.units import activate_
-from bptt.training.regularizer import OMEGA_BOUND, omega_terms
+from bptt.clip.norm import global_norm
+from bptt.omega.terms import OMEGA_BOUND, omega_terms
 
 PARAM_NAMES = ("W_rec", "W_in", "b", "W_out", "b_out")
 
@@ -347,8 +348,7 @@ def _forward_backward(params, x, y, *, unit, output, alpha, omega, h0, mask, ome
 
     grads = {"W_rec": grad_W_rec, "W_in": grad_W_in, "b": grad_b,
              "W_out": grad_W_out, "b_out": grad_b_out}
-    sq = sum(gr.reshape(E, -1).pow(2).sum(1) for gr in grads.values())
-    grad_norm = sq.sqrt()
+    grad_norm = global_norm(grads)
     return StepResult(loss=loss, grads=grads, omega=omega_val, omega_fraction=omega_frac,
                       grad_norm=grad_norm, finite=torch.isfinite(grad_norm), h_last=hs[T].clone())
 

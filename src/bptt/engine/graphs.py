@@ -8,7 +8,7 @@ per update no longer grows with the length.
 
 A :class:`GraphedPass` holds one graph for one problem shape. It reads the
 parameters in place (the same tensors must be updated in place between calls, as
-:func:`bptt.training.clipping.sgd_update` does) and copies each call's inputs into
+:func:`bptt.optim.sgd.sgd_update` does) and copies each call's inputs into
 its own buffers. Its results are copies, never views of the graph's memory.
 """
 

@@ -16,7 +16,8 @@ import torch.nn.functional as F
 from bptt.engine.exact import StepResult
 from bptt.engine.outputs import PER_STEP
 from bptt.engine.units import activate, derivative_from_output
-from bptt.training.regularizer import OMEGA_BOUND
+from bptt.clip.norm import global_norm
+from bptt.omega.terms import OMEGA_BOUND
 
 
 def run_states(params: dict[str, torch.Tensor], x: torch.Tensor, unit: str,
@@ -111,6 +112,6 @@ def reference_forward_backward(
         total = total + (a * omega_val).sum()
     names = list(leaves)
     grads = dict(zip(names, torch.autograd.grad(total, [leaves[n] for n in names])))
-    norm = torch.sqrt(sum(g.reshape(E, -1).pow(2).sum(1) for g in grads.values()))
+    norm = global_norm(grads)
     return StepResult(loss=loss.detach(), grads=grads, omega=omega_val.detach(), omega_fraction=frac,
                       grad_norm=norm, finite=torch.isfinite(norm), h_last=hs[-1].detach())

@@ -81,8 +81,9 @@ import torch.nn.functional as F
 
 from bptt.models import ElmanRNN
 from bptt.store import config_key
-from bptt.training.clipping import NORM_LIMIT, clip_by_global_norm, global_norm, nonfinite, sgd_update
-from bptt.training.regularizer import alpha_schedule, check_omega
+from bptt.clip import clip_by_global_norm, global_norm
+from bptt.optim.sgd import NORM_LIMIT, nonfinite, sgd_update
+from bptt.omega import alpha_schedule, check_omega
 
 __all__ = [
     "DATASETS", "METHODS", "BUDGETS", "PAPER_TABLE1", "PROTOCOL", "METHOD_LABEL",

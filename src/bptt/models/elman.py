@@ -11,7 +11,7 @@ from bptt.engine.graphs import GraphCache
 from bptt.engine.outputs import PER_STEP, check_output
 from bptt.engine.units import check_unit
 from bptt.models.init import DEFAULT_UNIT, check_init, ensemble_init, spectral_radius
-from bptt.training.regularizer import check_omega
+from bptt.omega.terms import check_omega
 
 
 class ElmanRNN(torch.nn.Module):

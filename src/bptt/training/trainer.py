@@ -26,8 +26,9 @@ import torch
 from bptt import tasks as task_registry
 from bptt.models import ElmanRNN
 from bptt.models.init import check_init
-from bptt.training.clipping import check_threshold, clip_by_global_norm, clip_elementwise, nonfinite, sgd_update
-from bptt.training.regularizer import alpha_schedule, check_omega
+from bptt.clip import check_threshold, clip_by_global_norm, clip_elementwise
+from bptt.optim.sgd import nonfinite, sgd_update
+from bptt.omega import alpha_schedule, check_omega
 
 METHODS = ("msgd", "msgd-c", "msgd-cr")
 #: Settings that may differ between the members of one ensemble (see :class:`TrainConfig`).

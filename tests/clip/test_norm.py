@@ -5,8 +5,9 @@ import math
 import pytest
 import torch
 
-from bptt.training.clipping import (NORM_LIMIT, SHRINK, clip_by_global_norm, clip_elementwise, global_norm,
-                                    nonfinite, sgd_update)
+from bptt.clip import clip_by_global_norm, clip_elementwise, global_norm
+from bptt.optim.sgd import (NORM_LIMIT, SHRINK,
+                             nonfinite, sgd_update)
 
 
 def grads_with_norms(norms):

@@ -1,4 +1,4 @@
-"""The vanishing-gradient regularizer Ω (paper §3.3, eqs. 9 and 10) and schedules for α.
+"""The vanishing-gradient regularizer Ω (paper §3.3, eqs. 9 and 10): the formula, once.
 
 Ω asks the backpropagated error to keep its norm as it travels one step back in time:
 
@@ -111,41 +111,3 @@ def omega_terms(
         n_pairs = float(T * B)
     fraction = count / n_pairs
     return OmegaTerms(omega=omega, fraction=fraction, coef=(coef * entered_f) / denom[None, :, None])
-
-
-class AlphaSchedule:
-    """α as a function of the update number t (1-based)."""
-
-    def __call__(self, t: int) -> float:  # pragma: no cover - interface
-        raise NotImplementedError
-
-
-@dataclass(frozen=True)
-class ConstantAlpha(AlphaSchedule):
-    """α_t = α₀ (the synthetic experiments)."""
-
-    alpha0: float
-
-    def __call__(self, t: int) -> float:
-        return self.alpha0
-
-
-@dataclass(frozen=True)
-class InverseTimeAlpha(AlphaSchedule):
-    """α_t = α₀ / t (the music experiments: α₀ = 1/2 gives α_t = 1/(2t))."""
-
-    alpha0: float
-
-    def __call__(self, t: int) -> float:
-        return self.alpha0 / max(t, 1)
-
-
-def alpha_schedule(kind: str, alpha0: float) -> AlphaSchedule:
-    """Build a schedule by name: ``"constant"`` or ``"inverse"`` (α₀/t)."""
-    if alpha0 < 0:
-        raise ValueError(f"alpha must be >= 0, got {alpha0}")
-    if kind == "constant":
-        return ConstantAlpha(alpha0)
-    if kind == "inverse":
-        return InverseTimeAlpha(alpha0)
-    raise ValueError(f"unknown alpha schedule {kind!r}; choose 'constant' or 'inverse'")

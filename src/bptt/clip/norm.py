@@ -1,20 +1,17 @@
-"""Gradient clipping (paper §3.2) and the non-finite guard of the reference code.
+"""Gradient clipping of ensembles (paper §3.2): the global norm, Algorithm 1, element-wise.
 
 Each function takes the gradients of an ensemble (a mapping of ``[E, ...]`` tensors)
-and treats each member separately; thresholds are floats or ``[E]`` tensors.
+and treats each member separately; thresholds are floats or ``[E]`` tensors. A float
+threshold is checked here; a tensor of thresholds is checked where it is built (a
+check here would wait for the device on every update).
 """
 
 from __future__ import annotations
 
 import torch
 
-#: A gradient norm above this is not trusted (the reference code's float32 guard).
-NORM_LIMIT = 1e10
-#: On an untrusted norm W_rec is shrunk by lr · SHRINK · W_rec.
-SHRINK = 0.02
-
-
 def check_threshold(threshold: torch.Tensor | float) -> None:
+    """Raise ``ValueError`` unless every threshold is finite and > 0."""
     t = torch.as_tensor(threshold)
     if not torch.isfinite(t).all() or (t <= 0).any():
         raise ValueError(f"clipping threshold must be finite and > 0, got {threshold}")
@@ -25,6 +22,11 @@ def global_norm(grads: dict[str, torch.Tensor]) -> torch.Tensor:
     first = next(iter(grads.values()))
     E = first.shape[0]
     return torch.sqrt(sum(g.reshape(E, -1).pow(2).sum(1) for g in grads.values()))
+
+
+def _check_float(threshold: torch.Tensor | float) -> None:
+    if not isinstance(threshold, torch.Tensor):
+        check_threshold(threshold)
 
 
 def _per_member(value: torch.Tensor | float, like: torch.Tensor) -> torch.Tensor:
@@ -46,7 +48,7 @@ def clip_by_global_norm(grads: dict[str, torch.Tensor], threshold: torch.Tensor 
         returned unchanged and not marked clipped: deciding what to do with it is the
         non-finite guard's job (:func:`nonfinite`).
     """
-    check_threshold(threshold)
+    _check_float(threshold)
     if norm is None:
         norm = global_norm(grads)
     thr = _per_member(threshold, norm)
@@ -63,7 +65,7 @@ def clip_elementwise(grads: dict[str, torch.Tensor], threshold: torch.Tensor | f
     Returns ``(clipped grads, clipped [E] bool)`` where a member counts as clipped
     when any of its components was changed.
     """
-    check_threshold(threshold)
+    _check_float(threshold)
     first = next(iter(grads.values()))
     thr = _per_member(threshold, first)
     out, clipped = {}, torch.zeros(first.shape[0], dtype=torch.bool, device=first.device)
@@ -73,28 +75,3 @@ def clip_elementwise(grads: dict[str, torch.Tensor], threshold: torch.Tensor | f
         clipped |= (c != g).reshape(g.shape[0], -1).any(1)
         out[k] = c
     return out, clipped
-
-
-def nonfinite(norm: torch.Tensor, limit: float = NORM_LIMIT) -> torch.Tensor:
-    """Members whose gradient norm is NaN, infinite, negative or above ``limit``, ``[E]``."""
-    return ~torch.isfinite(norm) | (norm < 0) | (norm > limit)
-
-
-@torch.no_grad()
-def sgd_update(params: dict[str, torch.Tensor], grads: dict[str, torch.Tensor],
-               lr: torch.Tensor | float, bad: torch.Tensor | None = None) -> None:
-    """θ ← θ − lr · g in place, per member; members in ``bad`` take the guard step.
-
-    The guard step (the reference code's answer to an untrusted gradient) drops the
-    update and shrinks the recurrent weights instead: W_rec ← W_rec − lr · 0.02 · W_rec.
-    """
-    first = params["W_rec"]
-    lr_e = _per_member(lr, first)
-    for k, p in params.items():
-        step = grads[k] * lr_e.reshape(-1, *([1] * (p.dim() - 1)))
-        if bad is not None and bool(bad.any()):
-            keep = (~bad).reshape(-1, *([1] * (p.dim() - 1)))
-            step = torch.where(keep, step, torch.zeros_like(step))
-            if k == "W_rec":
-                step = torch.where(keep, step, (lr_e * SHRINK).reshape(-1, 1, 1) * p)
-        p.sub_(step)
