@@ -51,12 +51,14 @@ def test_resume_from_a_stopped_run(tmp_path):
     cfg = TrainConfig(min_length=20, max_length=20, hidden=8, seeds=[0], max_updates=60, eval_every=20,
                       check_sequences=20, eval_sequences=100)
     store = Store(store_path)
-    t = Trainer(cfg, store)
-    t._start_runs()
-    for _ in range(25):
-        t.step()
-    t.save_checkpoint()
-    store.finish_run(t.run_ids[0], "stopped", {})
+    def stop(trainer):
+        if trainer.update == 20:
+            raise KeyboardInterrupt
+
+    t = Trainer(cfg, store, callback=stop)
+    with pytest.raises(KeyboardInterrupt):
+        t.run()
+    assert store.get_run(t.run_ids[0])["status"] == "stopped"
     res = run(["train", "--resume", str(t.run_ids[0]), "--store", store_path, "--no-progress"])
     assert res.exit_code == 0, res.output
     assert "60 updates" in res.output

@@ -109,6 +109,7 @@ def tasks_cmd() -> None:
 @click.option("--progress/--no-progress", default=True, show_default=True)
 def train(**o) -> None:
     """Train an ensemble, one member per seed, and record every run in the store."""
+    from bptt.store import Status
     from bptt.training.trainer import TrainConfig, Trainer
 
     _sigterm_as_interrupt()
@@ -135,7 +136,7 @@ def train(**o) -> None:
     try:
         result = trainer.run()
     except KeyboardInterrupt:
-        ids = [trainer.run_ids[m] for m in range(len(trainer.run_ids)) if trainer.status[m] == "stopped"]
+        ids = [trainer.run_ids[m] for m in range(len(trainer.run_ids)) if trainer.status[m] == Status.STOPPED]
         click.echo(f"\nstopped at update {trainer.update}; checkpoint saved. "
                    f"Resume with: bptt train --resume {ids[0] if ids else trainer.run_ids[0]}"
                    + (f" --store {o['store_path']}" if o["store_path"] else ""), err=True)
@@ -148,6 +149,8 @@ def train(**o) -> None:
 
 
 def _resumed(store, run_id: int, progress: bool):
+    from bptt.store import Status
+    from bptt.training import checkpoint
     from bptt.training.trainer import Trainer
 
     try:
@@ -156,21 +159,18 @@ def _resumed(store, run_id: int, progress: bool):
         raise click.ClickException(str(exc.args[0] if exc.args else exc)) from None
     group = run["config"].get("group")
     members = [r for r in store.list_runs() if r["config"].get("group") == group]
-    resumable = [r for r in members if r["status"] in ("stopped", "running")]
+    resumable = [r for r in members if r["status"] in (Status.STOPPED, Status.RUNNING)]
     if not resumable:
         raise click.ClickException(f"run {run_id} and its group have no stopped run to resume")
-    steps = {}
-    for r in resumable:
-        ck = store.load_checkpoint(r["id"])
-        if ck is not None:
-            steps[r["id"]] = ck
-    if not steps:
+    try:
+        found = checkpoint.latest_training(store, [r["id"] for r in resumable])
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    if found is None:
         raise click.ClickException(f"no checkpoint was saved for the runs of group {group}")
-    latest = max(steps.values(), key=lambda sp: sp[0])
-    trainer = Trainer.from_checkpoint(latest[1], store, progress=progress)
+    trainer = Trainer.from_state(found[1], store, progress=progress)
     for m in trainer.active:
-        trainer.status[m] = "running"
-        store.update_run(trainer.run_ids[m], status="running")
+        store.update_run(trainer.run_ids[m], status=Status.RUNNING)
     click.echo(f"resuming group {group} at update {trainer.update} with {len(trainer.active)} active members",
                err=True)
     return trainer

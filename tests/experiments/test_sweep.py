@@ -108,19 +108,19 @@ def test_inline_sweep_settles_each_run_once_and_rerunning_does_nothing(tmp_path)
 def test_interrupted_sweep_resumes_from_checkpoints(tmp_path, monkeypatch):
     store = Store(tmp_path / "s.sqlite")
     sweep = make_sweep(lengths=(20,), max_updates=80, checkpoint_every=10)
-    real = Trainer.step
+    real = Trainer.next_batch
 
-    def step(self):
-        if self.update == 33:
-            raise KeyboardInterrupt
-        real(self)
+    def next_batch(self, loop):
+        if loop.update == 32:
+            os.kill(os.getpid(), signal.SIGINT)        # during update 33: it completes, then training stops
+        return real(self, loop)
 
-    monkeypatch.setattr(Trainer, "step", step)
+    monkeypatch.setattr(Trainer, "next_batch", next_batch)
     with pytest.raises(KeyboardInterrupt):
         run_sweep(sweep, store, progress=False)
     stopped = store.list_runs(sweep="tiny", status="stopped")
     assert len(stopped) == 4 and all(store.load_checkpoint(r["id"])[0] == 33 for r in stopped)
-    monkeypatch.setattr(Trainer, "step", real)
+    monkeypatch.setattr(Trainer, "next_batch", real)
     summary = run_sweep(sweep, store, progress=False)
     assert summary.complete and summary.trained == 4
     for key, run in outcomes(store, sweep).items():

@@ -1,6 +1,7 @@
 """The training loop: it learns, it is deterministic, it records, it resumes exactly."""
 
-import io
+import os
+import signal
 
 import numpy as np
 import pytest
@@ -25,7 +26,8 @@ def test_training_lowers_the_loss():
     for m in res.members:
         s, loss = store.get_curve(m.run_id)["loss"]
         assert loss[-5:].mean() < 0.5 * loss[:2].mean(), (loss[:3], loss[-5:])
-        assert m.status in ("failed", "succeeded")
+        assert m.status == ("succeeded" if m.error < cfg.success_error else "failed")
+        assert store.get_run(m.run_id)["status"] == m.status
 
 
 def test_same_seed_same_numbers_and_records():
@@ -51,10 +53,11 @@ def test_training_on_cuda_follows_the_cpu_run():
 
 def test_store_records_config_status_curves():
     store = Store(":memory:")
-    res = Trainer(small(), store).run()
+    cfg = small()
+    res = Trainer(cfg, store).run()
     for m in res.members:
         run = store.get_run(m.run_id)
-        assert run["status"] in ("failed", "succeeded")
+        assert run["status"] == ("succeeded" if run["metrics"]["error"] < cfg.success_error else "failed")
         assert run["config"]["seed"] == m.seed and run["config"]["method"] == "msgd-cr"
         assert run["metrics"]["updates"] == 60
         curve = store.get_curve(m.run_id)
@@ -66,16 +69,23 @@ def test_store_records_config_status_curves():
         assert store.load_checkpoint(m.run_id) is not None
 
 
+class StopAt:
+    """A callback that interrupts training after update ``update``."""
+
+    def __init__(self, update):
+        self.update = update
+
+    def __call__(self, trainer):
+        if trainer.update == self.update:
+            raise KeyboardInterrupt
+
+
 def test_stop_and_resume_continues_exactly():
     straight = Trainer(small(max_updates=80), None).run()
     store = Store(":memory:")
-    first = Trainer(small(max_updates=80), store)
-    first._start_runs()
-    for _ in range(37):                      # stop mid-way, between evaluations
-        first.step()
-        if first.update % first.config.eval_every == 0:
-            first.evaluate_and_retire()
-    first.save_checkpoint()
+    first = Trainer(small(max_updates=80, record_every=1), store, callback=StopAt(37))  # between evaluations
+    with pytest.raises(KeyboardInterrupt):
+        first.run()
     step, payload = store.load_checkpoint(first.run_ids[0])
     assert step == 37
     resumed = Trainer.from_checkpoint(payload, store)
@@ -86,25 +96,28 @@ def test_stop_and_resume_continues_exactly():
     assert [m.error for m in straight.members] == [m.error for m in done.members]
 
 
-def test_keyboard_interrupt_marks_stopped_and_checkpoints(monkeypatch):
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_stops_after_the_update_in_progress(monkeypatch, sig):
     store = Store(":memory:")
     trainer = Trainer(small(max_updates=500), store)
     calls = {"n": 0}
-    real = trainer.step
+    real = trainer.next_batch
 
-    def interrupted():
+    def interrupted(loop):
         calls["n"] += 1
         if calls["n"] == 33:
-            raise KeyboardInterrupt
-        real()
+            os.kill(os.getpid(), sig)          # arrives in the middle of update 33
+        return real(loop)
 
-    monkeypatch.setattr(trainer, "step", interrupted)
+    monkeypatch.setattr(trainer, "next_batch", interrupted)
+    before = signal.getsignal(sig)
     with pytest.raises(KeyboardInterrupt):
         trainer.run()
     for rid in trainer.run_ids:
         assert store.get_run(rid)["status"] == "stopped"
         step, _ = store.load_checkpoint(rid)
-        assert step == 32
+        assert step == 33 and calls["n"] == 33
+    assert signal.getsignal(sig) is before and trainer.update == 33
 
 
 def test_nonfinite_updates_are_counted_not_fatal():

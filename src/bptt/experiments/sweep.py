@@ -40,7 +40,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
-import io
 import json
 import math
 import os
@@ -56,7 +55,8 @@ import torch
 
 from bptt import tasks as task_registry
 from bptt.models import ElmanRNN
-from bptt.store import OUTCOME_STATUSES, Store, config_json, config_key
+from bptt.store import OUTCOME_STATUSES, Status, Store, config_json, config_key
+from bptt.training import checkpoint
 from bptt.training.trainer import PER_MEMBER, TrainConfig, Trainer
 
 __all__ = [
@@ -236,14 +236,7 @@ def _needs_evaluation(config: dict, run: dict) -> bool:
 # -- evaluation -------------------------------------------------------------------------------
 def load_models(payloads: Sequence[bytes], device: str = "cpu") -> ElmanRNN:
     """One ensemble holding the networks saved in final checkpoints (same shapes)."""
-    states = [torch.load(io.BytesIO(p), weights_only=False) for p in payloads]
-    cfg = dict(states[0]["model_config"])
-    cfg["seeds"] = [s for st in states for s in st["model_config"]["seeds"]]
-    model = ElmanRNN.from_config(cfg, device=device)
-    with torch.no_grad():
-        for name, p in model.params.items():
-            p.copy_(torch.cat([st["model"][name] for st in states]).to(p.device))
-    return model
+    return checkpoint.load_models(payloads, device=device)
 
 
 def evaluate_model(model: ElmanRNN, task: str, task_options: dict, lengths: Sequence[int],
@@ -338,18 +331,18 @@ def _heartbeat(store: Store, every: float, tick: Callable[[], None] | None) -> C
     return callback
 
 
-def _resumable(store: Store, key: str, new_id: int) -> tuple[int, dict, bytes] | None:
-    """The newest stopped run of ``key`` with an ensemble checkpoint: (run id, state, payload)."""
+def _resumable(store: Store, key: str, new_id: int) -> tuple[int, dict] | None:
+    """The newest stopped run of ``key`` with an ensemble checkpoint: (run id, checkpoint)."""
     for r in store.list_runs(key=key):
-        if r["id"] == new_id or r["status"] != "stopped":
+        if r["id"] == new_id or r["status"] != Status.STOPPED:
             continue
-        ck = store.load_checkpoint(r["id"])
-        if ck is None:
-            continue
-        state = torch.load(io.BytesIO(ck[1]), weights_only=False)
-        if "update" not in state or r["id"] not in state.get("run_ids", []):
+        found = checkpoint.latest_training(store, [r["id"]])
+        if found is None:
             continue                      # a final network, not a training state
-        return r["id"], state, ck[1]
+        state = found[1]
+        if r["id"] not in [m["run_id"] for m in state["loop"]["members"]]:
+            continue
+        return r["id"], state
     return None
 
 
@@ -359,25 +352,25 @@ def _trainers(task: Task, store: Store, ids: list[int], callback) -> list[tuple[
     Returns ``(trainer, {member index: position in the task})`` pairs.
     """
     out = []
-    by_group: dict[tuple, tuple[dict, bytes, dict[int, int]]] = {}
+    by_group: dict[tuple, tuple[dict, dict[int, int]]] = {}
     fresh = []
     for pos, (key, rid) in enumerate(zip(task.keys, ids)):
         found = _resumable(store, key, rid)
         if found is None:
             fresh.append(pos)
             continue
-        old, state, payload = found
-        g = (state["group"], state["update"])
-        by_group.setdefault(g, (state, payload, {}))[2][old] = pos
-    for (group, update), (state, payload, old_to_pos) in by_group.items():
-        trainer = Trainer.from_checkpoint(payload, store, callback=callback)
+        old, state = found
+        g = (state["schedule"]["group"], state["loop"]["update"])
+        by_group.setdefault(g, (state, {}))[1][old] = pos
+    for (group, update), (state, old_to_pos) in by_group.items():
+        trainer = Trainer.from_state(state, store, callback=callback)
         members = {}
         for m in list(trainer.active):
             old = trainer.run_ids[m]
             if old in old_to_pos:
                 pos = old_to_pos[old]
                 members[m] = pos
-                trainer.run_ids[m] = ids[pos]
+                trainer.set_run_id(m, ids[pos])
                 store.update_run(ids[pos], {"resumed_from": old, "resumed_at": update})
         trainer.drop([m for m in trainer.active if m not in members])
         stray = [pos for old, pos in old_to_pos.items() if pos not in members.values()]
