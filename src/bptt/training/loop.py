@@ -202,36 +202,43 @@ class TrainingLoop:
         return out
 
     # -- records ------------------------------------------------------------------------------
+    def _take_block(self) -> tuple[dict[str, np.ndarray], list[float]]:
+        rows, counts = self._block, self._counts
+        self._block, self._counts = [], []
+        return {k: torch.stack([r[k] for r in rows]).to("cpu", torch.float64).numpy() for k in RECORDS}, counts
+
+    def _count(self, block: dict[str, np.ndarray]) -> None:
+        for j, m in enumerate(self.active):
+            self.members[m].clipped += int(np.sum(block["clipped"][:, j]))
+            self.members[m].nonfinite += int(np.sum(block["nonfinite"][:, j]))
+
     def flush(self, schedule: Schedule | None = None) -> None:
         """Write the block of records (means per block; the norm's max and mean; the
-        sum of non-finite updates) to the store, and count clipped and refused updates."""
+        sum of non-finite updates, each also an event) to the store, and count clipped
+        and refused updates."""
         if not self._block:
             return
-        rows = self._block
-        counts = self._counts
-        self._block, self._counts = [], []
-        block = {k: torch.stack([r[k] for r in rows]).to("cpu", torch.float64).numpy() for k in RECORDS}  # [n, E]
-        first = self.update - len(rows) + 1
-        loss_mean = np.mean(block["loss"], axis=0)
-        norm_max = np.max(block["grad_norm"], axis=0)
-        means = {k: np.mean(block[k], axis=0) for k in ("grad_norm", "clipped", "omega", "omega_fraction")}
-        bad_sum = np.sum(block["nonfinite"], axis=0)
+        n = len(self._block)
+        block, counts = self._take_block()                               # [n, E] each
+        self._count(block)
+        first = self.update - n + 1
         self.last_loss = float(np.mean(block["loss"][-1]))
-        for j, m in enumerate(self.active):
-            mem = self.members[m]
-            mem.clipped += int(block["clipped"][:, j].sum())
-            mem.nonfinite += int(bad_sum[j])
-            if self.store is None:
-                continue
-            self.store.log_curve(mem.run_id, [{
-                "step": self.update, "loss": float(loss_mean[j]), "grad_norm": float(norm_max[j]),
-                "grad_norm_mean": float(means["grad_norm"][j]), "clipped": float(means["clipped"][j]),
-                "omega": float(means["omega"][j]), "omega_fraction": float(means["omega_fraction"][j]),
-                "nonfinite": float(bad_sum[j])}])
-            for i in np.flatnonzero(block["nonfinite"][:, j]).tolist():
-                self.store.log_event(mem.run_id, first + i, "nonfinite",
-                                     f"gradient norm {float(block['grad_norm'][i, j]):.3g}: "
-                                     f"update skipped, W_rec shrunk")
+        if self.store is not None:
+            loss_mean = np.mean(block["loss"], axis=0)
+            norm_max = np.max(block["grad_norm"], axis=0)
+            means = {k: np.mean(block[k], axis=0) for k in ("grad_norm", "clipped", "omega", "omega_fraction")}
+            bad_sum = np.sum(block["nonfinite"], axis=0)
+            for j, m in enumerate(self.active):
+                rid = self.members[m].run_id
+                self.store.log_curve(rid, [{
+                    "step": self.update, "loss": float(loss_mean[j]), "grad_norm": float(norm_max[j]),
+                    "grad_norm_mean": float(means["grad_norm"][j]), "clipped": float(means["clipped"][j]),
+                    "omega": float(means["omega"][j]), "omega_fraction": float(means["omega_fraction"][j]),
+                    "nonfinite": float(bad_sum[j])}])
+                for i in np.flatnonzero(block["nonfinite"][:, j]).tolist():
+                    self.store.log_event(rid, first + i, "nonfinite",
+                                         f"gradient norm {float(block['grad_norm'][i, j]):.3g}: "
+                                         f"update skipped, W_rec shrunk")
         if schedule is not None:
             schedule.on_block(self, block, counts)
 
@@ -277,7 +284,11 @@ class TrainingLoop:
 
     # -- checkpoints -------------------------------------------------------------------------
     def loop_state(self) -> dict:
-        return {"update": self.update, "active": list(self.active), "members": [m.state() for m in self.members]}
+        """The loop's part of a checkpoint, with the records of the block in progress (so
+        that the curves do not depend on where checkpoints or interrupts fall)."""
+        block = {k: torch.stack([r[k] for r in self._block]).cpu() for k in RECORDS} if self._block else {}
+        return {"update": self.update, "active": list(self.active), "members": [m.state() for m in self.members],
+                "block": block, "block_counts": list(self._counts)}
 
     def load_loop_state(self, state: dict) -> None:
         self.update = int(state["update"])
@@ -285,14 +296,18 @@ class TrainingLoop:
         self.members = [Member(run_id=d.get("run_id"), status=str(d.get("status", Status.RUNNING.value)),
                                updates=int(d.get("updates", 0)), clipped=int(d.get("clipped", 0)),
                                nonfinite=int(d.get("nonfinite", 0))) for d in state["members"]]
+        block = state.get("block") or {}
+        n = len(next(iter(block.values()))) if block else 0
+        dev = self.model.device
+        self._block = [{k: block[k][i].to(dev) for k in RECORDS} for i in range(n)]
+        self._counts = [float(c) for c in state.get("block_counts", [1.0] * n)]
 
     def checkpoint(self, schedule: Schedule) -> dict:
         return ckpt.training(schedule.problem, schedule.config_dict(), self.loop_state(),
                              self.rule.state_dict(), self.model, schedule.schedule_state())
 
     def save_checkpoint(self, schedule: Schedule) -> None:
-        """Flush the records and checkpoint every active member (one transaction)."""
-        self.flush(schedule)
+        """Checkpoint every active member (one transaction)."""
         if self.store is None or not self.active:
             return
         payload = ckpt.dumps(self.checkpoint(schedule))
@@ -327,8 +342,8 @@ class TrainingLoop:
             except KeyboardInterrupt:
                 if self.consistent:
                     self.save_checkpoint(schedule)
-                else:
-                    self.flush(schedule)
+                if self._block:                 # counted for the metrics, written on resumption
+                    self._count(self._take_block()[0])
                 for m in self.active:
                     self.members[m].status = Status.STOPPED.value
                     if self.store is not None:

@@ -313,3 +313,28 @@ def _stack_members(models: list[ElmanRNN]) -> ElmanRNN:
 def train(config: TrainConfig, store=None, *, progress: bool = False) -> TrainResult:
     """Train an ensemble under ``config`` (see :class:`Trainer`)."""
     return Trainer(config, store, progress=progress).run()
+
+
+def resume(store, run_id: int, *, progress: bool = False,
+           callback: Callable[[Trainer], None] | None = None) -> Trainer:
+    """The stopped training that run ``run_id`` belongs to, rebuilt from its newest checkpoint.
+
+    Its unfinished runs are marked ``running`` again; call :meth:`Trainer.run` to go on.
+
+    Raises:
+        KeyError: no run ``run_id`` in ``store``.
+        ValueError: the run's group has no stopped run, or no training checkpoint.
+    """
+    run = store.get_run(run_id)
+    group = run["config"].get("group")
+    members = [r for r in store.list_runs() if r["config"].get("group") == group]
+    unfinished = [r["id"] for r in members if r["status"] in (Status.STOPPED, Status.RUNNING)]
+    if group is None or not unfinished:
+        raise ValueError(f"run {run_id} and its group have no stopped run to resume")
+    found = ckpt.latest_training(store, unfinished)
+    if found is None:
+        raise ValueError(f"no checkpoint was saved for the runs of group {group}")
+    trainer = Trainer.from_state(found[1], store, progress=progress, callback=callback)
+    for m in trainer.active:
+        store.update_run(trainer.run_ids[m], status=Status.RUNNING)
+    return trainer
