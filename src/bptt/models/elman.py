@@ -10,6 +10,7 @@ from bptt.engine import exact, reference
 from bptt.engine.graphs import GraphCache
 from bptt.engine.outputs import PER_STEP, check_output
 from bptt.engine.units import check_unit
+from bptt.models import checks
 from bptt.models.init import DEFAULT_UNIT, check_init, ensemble_init, spectral_radius
 from bptt.omega.terms import check_omega
 
@@ -143,14 +144,16 @@ class ElmanRNN(torch.nn.Module):
 
     # -- computation -----------------------------------------------------------------
     def _check_inputs(self, x: torch.Tensor) -> None:
-        if x.dim() not in (3, 4):
-            raise ValueError(f"x must be [T, B, I] or [T, E, B, I], got shape {tuple(x.shape)}")
-        if x.shape[0] < 1:
-            raise ValueError("x must have at least one time step")
-        if x.shape[-1] != self.n_in:
-            raise ValueError(f"x has {x.shape[-1]} input features, the model expects {self.n_in}")
-        if x.dim() == 4 and x.shape[1] != self.ensemble:
-            raise ValueError(f"x has ensemble axis {x.shape[1]}, the model has {self.ensemble} members")
+        checks.check_inputs(x, self.n_in, self.ensemble, self.device)
+
+    def _check_batch(self, x, y, h0, mask) -> None:
+        self._check_inputs(x)
+        checks.check_targets(y, x, self.output, self.n_out, self.ensemble, self.device)
+        B = x.shape[1] if x.dim() == 3 else x.shape[2]
+        if h0 is not None:
+            checks.check_state(h0, self.ensemble, B, self.n_hidden, self.device)
+        if mask is not None:
+            checks.check_mask(mask, x.shape[0], B, self.output, self.device)
 
     def forward(self, x: torch.Tensor, h0: torch.Tensor | None = None) -> torch.Tensor:
         """Output pre-activations by plain, differentiable PyTorch (the general path).
@@ -186,8 +189,14 @@ class ElmanRNN(torch.nn.Module):
             :class:`bptt.engine.StepResult` with ``loss``, ``omega``, ``omega_fraction``,
             ``grad_norm``, ``finite`` (each ``[E]``), ``grads`` (before clipping) and
             ``h_last``.
+
+        Raises:
+            ValueError: for inputs, targets, α, h0 or mask of the wrong shape, type or
+                device, class indices out of range, or α negative or not finite (see
+                :mod:`bptt.models.checks`).
         """
-        self._check_inputs(x)
+        self._check_batch(x, y, h0, mask)
+        checks.check_alpha(alpha, self.ensemble)
         check_omega(omega)
         params = {k: p.detach() for k, p in self.params.items()}
         if cuda_graph and self.device.type == "cuda" and h0 is None and mask is None:
@@ -202,7 +211,7 @@ class ElmanRNN(torch.nn.Module):
                  h0: torch.Tensor | None = None, mask: torch.Tensor | None = None,
                  chunk: int = 64) -> exact.Evaluation:
         """Loss ``[E]`` and wrong sequences ``[E, B]``, forward only, in flat memory."""
-        self._check_inputs(x)
+        self._check_batch(x, y, h0, mask)
         return exact.evaluate({k: p.detach() for k, p in self.params.items()}, x, y,
                               unit=self.unit, output=self.output, tolerance=tolerance,
                               h0=h0, mask=mask, chunk=chunk)
