@@ -1,5 +1,7 @@
 """The training loop: it learns, it is deterministic, it records, it resumes exactly."""
 
+import dataclasses
+import math
 import os
 import signal
 
@@ -134,10 +136,22 @@ def test_nonfinite_updates_are_counted_not_fatal():
 @pytest.mark.parametrize("kw, match", [
     ({"method": "sgd"}, "method"), ({"threshold": -1.0}, "threshold"), ({"task": "nope"}, "task"),
     ({"min_length": 5, "max_length": 5}, "length"), ({"seeds": [1, 1]}, "seeds"), ({"lr": 0.0}, "learning rate"),
-    ({"alpha": -1.0}, "alpha")])
+    ({"alpha": -1.0}, "alpha"), ({"lr": math.nan}, "learning rate"), ({"lr": math.inf}, "learning rate"),
+    ({"threshold": math.nan}, "threshold"), ({"threshold": math.inf}, "threshold"),
+    ({"alpha": math.nan}, "alpha"), ({"alpha": math.inf}, "alpha"),
+    ({"seeds": [0, 1], "lr": [0.1, math.nan]}, "learning rate"), ({"seeds": [0, 1], "lr": [0.1]}, "entries"),
+    ({"method": "msgd", "threshold": math.nan}, "threshold"), ({"hidden": 0}, "hidden"),
+    ({"success_error": 1.0}, "success_error")])
 def test_bad_config(kw, match):
     with pytest.raises(ValueError, match=match):
         small(**kw).validate()
+
+
+def test_validation_changes_nothing():
+    cfg = small(method=("msgd", "msgd-c"), lr=(0.1, 0.2))
+    before = dataclasses.asdict(cfg)
+    assert cfg.validate() is cfg
+    assert dataclasses.asdict(cfg) == before and isinstance(cfg.method, tuple)
 
 
 def test_success_retires_members():

@@ -7,14 +7,46 @@ import math
 from dataclasses import dataclass, field
 
 from bptt import tasks as task_registry
-from bptt.clip import check_threshold
+from bptt.engine.units import UNITS
+from bptt.methods import Method
 from bptt.models import ElmanRNN
-from bptt.models.init import check_init
-from bptt.omega import check_omega
+from bptt.models.init import INITS
+from bptt.omega import OMEGA_VARIANTS
+from bptt.validation import NONE, Check, Interval, Options, PerMember, check_params
 
-METHODS = ("msgd", "msgd-c", "msgd-cr")
+METHODS = tuple(m.value for m in Method)
 #: Settings that may differ between the members of one ensemble (see :class:`TrainConfig`).
 PER_MEMBER = ("method", "lr", "threshold", "alpha")
+
+_POSITIVE_INT = Interval(1, None, integer=True)
+#: What each field of :class:`TrainConfig` must be (see :mod:`bptt.validation`).
+CONSTRAINTS = {
+    "task": [Options(task_registry.names())],
+    "task_options": [Check(lambda v: isinstance(v, dict), "a dict of the task's options")],
+    "min_length": [_POSITIVE_INT], "max_length": [_POSITIVE_INT], "hidden": [_POSITIVE_INT],
+    "init": [Options(INITS)],
+    "unit": [NONE, Options(UNITS)],
+    "method": [PerMember(Options(METHODS))],
+    "lr": [PerMember(Interval(0, None, closed="neither"))],
+    "threshold": [PerMember(Interval())],
+    "clip": [Options("norm", "elementwise")],
+    "alpha": [PerMember(Interval(0, None))],
+    "alpha_schedule": [Options("constant", "inverse")],
+    "omega": [Options(OMEGA_VARIANTS)],
+    "batch_size": [_POSITIVE_INT], "max_updates": [_POSITIVE_INT], "eval_every": [_POSITIVE_INT],
+    "check_sequences": [_POSITIVE_INT], "eval_sequences": [_POSITIVE_INT],
+    "eval_length": [NONE, _POSITIVE_INT],
+    "success_error": [Interval(0, 1, closed="left")],
+    "strict": [Check(lambda v: isinstance(v, bool), "True or False")],
+    "seeds": [Check(lambda v: isinstance(v, (list, tuple)) and len(v) > 0 and all(
+        isinstance(s, int) and not isinstance(s, bool) for s in v), "a non-empty list of distinct integers")],
+    "data_seed": [NONE, Interval(None, None, integer=True)],
+    "dtype": [Options("float32", "float64")],
+    "device": [Check(lambda v: isinstance(v, str) and bool(v), "a device name such as 'cpu' or 'cuda'")],
+    "record_every": [_POSITIVE_INT], "checkpoint_every": [_POSITIVE_INT],
+}
+LABELS = {"lr": "learning rate (lr)", "threshold": "clipping threshold", "alpha": "alpha (the weight of Ω)",
+          "seeds": "seeds", "init": "init", "unit": "unit"}
 
 
 @dataclass
@@ -59,11 +91,9 @@ class TrainConfig:
     checkpoint_every: int = 2000
 
     def validate(self) -> "TrainConfig":
-        if self.task not in task_registry.names():
-            raise ValueError(f"unknown task {self.task!r}; choose one of {', '.join(task_registry.names())}")
-        check_init(self.init)
-        if len(self.seeds) == 0:
-            raise ValueError("seeds must be distinct and non-empty, got []")
+        """Check every field (see :data:`CONSTRAINTS`) and how they fit together; raise
+        ``ValueError`` saying what is wrong. Changes nothing; returns ``self``."""
+        check_params(dataclasses.asdict(self), CONSTRAINTS, LABELS)
         for name in PER_MEMBER:
             value = getattr(self, name)
             if isinstance(value, (list, tuple)) and len(value) != len(self.seeds):
@@ -73,28 +103,11 @@ class TrainConfig:
         if len(set(members)) != len(members):
             raise ValueError(f"seeds must be distinct and non-empty, got {self.seeds} "
                              f"(a seed may repeat only for members with different settings)")
-        for method, lr, threshold, alpha in zip(*(self.values(n) for n in PER_MEMBER)):
-            if method not in METHODS:
-                raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
-            if method != "msgd":
-                check_threshold(threshold)
-            if alpha < 0:
-                raise ValueError(f"alpha must be >= 0, got {alpha}")
-            if not (lr > 0 and math.isfinite(lr)):
-                raise ValueError(f"learning rate must be > 0, got {lr}")
-        if self.clip not in ("norm", "elementwise"):
-            raise ValueError(f"unknown clipping {self.clip!r}; choose 'norm' or 'elementwise'")
-        check_omega(self.omega)
-        if not (1 <= self.min_length <= self.max_length):
+        for method, threshold in zip(self.values("method"), self.values("threshold")):
+            if Method(method).clips and not Interval(0, None, closed="neither").holds(threshold):
+                raise ValueError(f"clipping threshold must be finite and > 0, got {threshold}")
+        if not self.min_length <= self.max_length:
             raise ValueError(f"need 1 <= min_length <= max_length, got {self.min_length}, {self.max_length}")
-        for name in ("hidden", "batch_size", "max_updates", "eval_every", "check_sequences",
-                     "eval_sequences", "record_every", "checkpoint_every"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if not (0 <= self.success_error < 1):
-            raise ValueError(f"success_error must be in [0, 1), got {self.success_error}")
-        if self.dtype not in ("float32", "float64"):
-            raise ValueError(f"dtype must be 'float32' or 'float64', got {self.dtype!r}")
         task = task_registry.get(self.task, seed=0, **self.task_options)
         if self.min_length < task.min_length:
             raise ValueError(f"task {self.task} needs length >= {task.min_length}, got {self.min_length}")
@@ -129,12 +142,12 @@ class TrainConfig:
     @property
     def clipping(self) -> bool:
         """Whether any member clips its gradient."""
-        return any(m in ("msgd-c", "msgd-cr") for m in self.values("method"))
+        return any(Method(m).clips for m in self.values("method"))
 
     @property
     def regularized(self) -> bool:
         """Whether any member adds Ω."""
-        return any(m == "msgd-cr" for m in self.values("method"))
+        return any(Method(m).regularizes for m in self.values("method"))
 
 
 @dataclass
