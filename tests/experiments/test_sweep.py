@@ -10,6 +10,7 @@ import time
 import pytest
 import torch
 
+from bptt.experiments import execute as execute_module
 from bptt.experiments import sweep as sw
 from bptt.experiments.sweep import RunSpec, Sweep, pack, run_sweep, sweep_state
 from bptt.store import OUTCOME_STATUSES, Store
@@ -135,7 +136,7 @@ def test_missing_evaluation_is_done_on_the_next_pass(tmp_path, monkeypatch):
     def killed(*a, **k):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(sw, "_evaluate_runs", killed)
+    monkeypatch.setattr(execute_module, "_evaluate_runs", killed)
     with pytest.raises(KeyboardInterrupt):
         run_sweep(sweep, store, progress=False)
     assert all("evaluation" not in r["metrics"] for r in store.list_runs())
