@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import io
+import dataclasses
 import math
 import os
+import signal
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,7 @@ from bptt.experiments.natural import (
 )
 from bptt.models import ElmanRNN
 from bptt.store import Store
+from bptt.training import checkpoint
 from bptt.tasks.music import MusicData
 from bptt.tasks.text import TextData
 
@@ -101,6 +103,24 @@ def test_protocol_holds_the_papers_settings():
     assert a.group != b.group and a.group == protocol("nottingham", "full").group
 
 
+@pytest.mark.parametrize("kw, match", [
+    ({"lr": math.nan}, "learning rate"), ({"lr": math.inf}, "learning rate"),
+    ({"lr": {"msgd": 0.1, "msgd-c": math.nan, "msgd-cr": 0.1}}, "learning rate"),
+    ({"lr": {"msgd": 0.1}}, "msgd-c"), ({"threshold": math.nan}, "threshold"), ({"threshold": -1.0}, "threshold"),
+    ({"alpha0": math.inf}, "alpha0"), ({"alpha0": math.nan}, "alpha0"), ({"methods": ()}, "methods"),
+    ({"methods": ("msgd", "msgd")}, "methods"), ({"window": 0}, "window"), ({"eval_windows": 0}, "eval_windows")])
+def test_bad_natural_settings_are_refused(kw, match):
+    with pytest.raises(ValueError, match=match):
+        protocol("nottingham", "smoke", **kw)
+
+
+def test_validation_changes_nothing():
+    c = natural.NaturalConfig(dataset="nottingham", methods=["msgd-c", "msgd"])
+    assert c.methods == ("msgd-c", "msgd")                    # normalized once, on construction
+    before = dataclasses.asdict(c)
+    assert c.validate() is c and dataclasses.asdict(c) == before
+
+
 # ----------------------------------------------------------------------------- evaluation
 
 def test_evaluation_carries_the_state_and_counts_every_step():
@@ -156,13 +176,14 @@ def test_ptb_step_sums_the_cost_keeps_biases_at_zero_and_scales_alpha():
     src = toy_text()
     cfg = small("ptb_1step", hidden=6, window=10, batch_size=2, threshold=1e6)
     trainer = NaturalTrainer(cfg, src, Store(":memory:"))
-    trainer._start_runs()
-    batch = next(src.batches("train", 2, 10))
+    batch = trainer.next_batch(trainer.loop)
     before = {k: v.detach().clone() for k, v in trainer.model.params.items()}
     T = 10
-    alpha = torch.tensor([trainer._schedules[m](1) for m in range(3)])
-    ref = trainer.model.forward_backward(batch.x, batch.y, alpha=alpha / T, omega="squared", mask=batch.mask)
-    trainer.step(batch)
+    assert batch.scale == T and batch.count == 2 * T
+    alpha = torch.tensor([trainer.loop.alpha[m](1) for m in range(3)])
+    ref = trainer.model.forward_backward(batch.x, batch.y, alpha=alpha / T, omega="squared", h0=batch.h0,
+                                         mask=batch.mask)
+    trainer.loop.step(batch)
     lr = torch.tensor([0.001, 0.01, 0.05])
     for k, p in trainer.model.params.items():
         g = ref.grads[k] * T                               # ∇ of the cost summed over the window
@@ -225,8 +246,8 @@ def test_learning_rates_halve_on_a_rise_and_members_stop_on_their_own():
     assert list(size) == [3, 3, 3, 2, 1, 1]
     # The stored best network is the one of the best epoch, and it evaluates as recorded.
     _, payload = store.load_checkpoint(runs["msgd-cr"]["id"])
-    best = torch.load(io.BytesIO(payload), weights_only=False)
-    assert best["kind"] == "table1-best" and best["epoch"] == 6
+    best = checkpoint.loads(payload)
+    assert best["kind"] == "member" and best["epoch"] == 6
 
 
 def test_training_lowers_the_validation_loss_and_records_everything():
@@ -257,18 +278,25 @@ def test_training_lowers_the_validation_loss_and_records_everything():
 
 # ------------------------------------------------------------------------------- resuming
 
+TIMINGS = {"epoch_seconds", "eval_seconds", "ms_per_update"}
+
+
 def _interrupt_at(monkeypatch, call: int, exc: type[BaseException]):
-    real = NaturalTrainer.step
+    """At the ``call``-th update: a SIGINT (deferred to the update's end) or an exception."""
+    real = NaturalTrainer.next_batch
     count = {"n": 0}
 
-    def step(self, batch):
+    def next_batch(self, loop):
         count["n"] += 1
         if count["n"] == call:
-            raise exc("stop here")
-        return real(self, batch)
+            if exc is KeyboardInterrupt:
+                os.kill(os.getpid(), signal.SIGINT)
+            else:
+                raise exc("stop here")
+        return real(self, loop)
 
-    monkeypatch.setattr(NaturalTrainer, "step", step)
-    return lambda: monkeypatch.setattr(NaturalTrainer, "step", real)
+    monkeypatch.setattr(NaturalTrainer, "next_batch", next_batch)
+    return lambda: monkeypatch.setattr(NaturalTrainer, "next_batch", real)
 
 
 @pytest.mark.parametrize("exc", [KeyboardInterrupt, RuntimeError])
@@ -291,9 +319,15 @@ def test_interrupted_or_killed_training_resumes_exactly(monkeypatch, exc):
         assert (a.train, a.valid, a.test, a.best_epoch, a.updates) == (b.train, b.valid, b.test,
                                                                        b.best_epoch, b.updates)
         assert b.status == "succeeded"
-        for name in ("valid_nll", "lr"):
-            np.testing.assert_array_equal(straight_store.get_curve(a.run_id)[name][1],
-                                          store.get_curve(b.run_id)[name][1])
+        want, got = straight_store.get_curve(a.run_id), store.get_curve(b.run_id)
+        assert sorted(want) == sorted(got)
+        for name in sorted(set(want) - TIMINGS):            # every curve, number for number
+            np.testing.assert_array_equal(want[name][0], got[name][0], err_msg=name)
+            np.testing.assert_array_equal(want[name][1], got[name][1], err_msg=name)
+        want_m, got_m = straight_store.get_run(a.run_id)["metrics"], store.get_run(b.run_id)["metrics"]
+        assert want_m == got_m
+        assert [(e["step"], e["kind"], e["detail"]) for e in straight_store.events(a.run_id)] == \
+            [(e["step"], e["kind"], e["detail"]) for e in store.events(b.run_id)]
     again = train_natural(cfg, store, source=src)
     assert again.reused and len(store.list_runs()) == 3
 
@@ -318,7 +352,7 @@ def test_smoke_every_data_set_through_the_command_line(tmp_path):
             assert m["clipped_fraction"] == 0.0
         if r["config"]["dataset"].startswith("ptb"):
             _, payload = store.load_checkpoint(r["id"])
-            best = torch.load(io.BytesIO(payload), weights_only=False)
+            best = checkpoint.loads(payload)
             assert torch.count_nonzero(best["model"]["b"]) == 0
     report = (out / "table1.md").read_text()
     for label in natural.DATASET_LABEL.values():

@@ -8,14 +8,17 @@ import math
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
 
 from bptt.cli import main
+from bptt.experiments.natural import MusicSource, protocol, train_natural
 from bptt.experiments.sweep import load_models
 from bptt.models import ElmanRNN
 from bptt.store import Store
+from bptt.tasks.music import MusicData
 from bptt.training import checkpoint as ckpt
 from bptt.training.trainer import TrainConfig, Trainer
 
@@ -184,3 +187,59 @@ def test_the_final_networks_of_a_version_1_store_are_read(tmp_path):
     stopped = [r for r, _ in payloads.values() if r["status"] == "stopped"]
     trainer = Trainer.from_checkpoint(store.load_checkpoint(stopped[0]["id"])[1])
     assert trainer.update == 15 and trainer.model.seeds == [2, 3] and trainer.group == "v1-stopped"
+
+
+def toy_music(seed=0, n=(6, 3, 3), length=(20, 70)):
+    """The toy piano rolls the version-1 Table 1 store was trained on (as in its tests)."""
+    rng = np.random.default_rng(seed)
+
+    def seq():
+        T = int(rng.integers(*length))
+        roll = np.zeros((T, 88), dtype=np.uint8)
+        start = int(rng.integers(0, 80))
+        for t in range(T):
+            roll[t, 40 + (start + t) % 8] = 1
+            roll[t, (start + 3 * t) % 88] = rng.random() < 0.5
+        return roll
+
+    return MusicSource(MusicData("toy", *[[seq() for _ in range(k)] for k in n]))
+
+
+def table1_config(**kw):
+    base = dict(hidden=4, window=12, batch_size=2, eval_batch_size=4, max_epochs=3, patience=5,
+                record_every=2, checkpoint_every=3, max_updates_per_epoch=None, eval_windows=None)
+    base.update(kw)
+    return protocol("nottingham", "smoke", **base)
+
+
+def test_a_version_1_table1_ensemble_resumes_to_the_uninterrupted_numbers(tmp_path):
+    store = Store(_copy(tmp_path, "table1-v1"))
+    source = toy_music()
+    finished = train_natural(table1_config(max_epochs=2), store, source=source)
+    assert finished.reused                                 # the finished one is read back, not trained
+    stopped = [r for r in store.list_runs() if r["status"] == "stopped"]
+    assert len(stopped) == 3 and {store.load_checkpoint(r["id"])[0] for r in stopped} == {8}
+    result = train_natural(table1_config(seed=1), store, source=source)
+    assert not result.reused and {m.run_id for m in result.members} == {r["id"] for r in stopped}
+    for m in result.members:
+        run = store.get_run(m.run_id)
+        curves = store.get_curve(m.run_id)
+        got = {"status": run["status"], "metrics": run["metrics"],
+               "curves": {k: [[int(s), None if math.isnan(v) else float(v)] for s, v in zip(*curves[k])]
+                          for k in ("loss", "grad_norm", "omega", "train_nll", "valid_nll", "test_nll", "lr")
+                          if k in curves}}
+        _same(got, REFERENCE["table1"][f"table1/nottingham/{m.method}"], m.method)
+
+
+def test_the_best_networks_of_a_version_1_table1_store_are_read(tmp_path):
+    store, payloads = _payloads(_copy(tmp_path, "table1-v1"))
+    best = [(r, p) for r, p in payloads.values() if r["status"] == "succeeded"]
+    assert len(best) == 3
+    for run, payload in best:
+        state = ckpt.loads(payload)
+        assert state["kind"] == "member" and state["epoch"] == run["metrics"]["best_epoch"]
+        net = ckpt.load_model(state)
+        v1 = torch.load(io.BytesIO(payload), weights_only=True)
+        assert v1["kind"] == "table1-best"
+        for k, t in v1["model"].items():
+            assert torch.equal(net.state_dict()[k], t), k

@@ -126,11 +126,7 @@ def _synthetic_v1(s: dict) -> dict:
 
 
 def _table1_v1(s: dict) -> dict:
-    members = []
-    for mem in s["members"]:
-        mem = dict(mem)
-        mem["status"] = str(mem["status"])
-        members.append(mem)
+    members = [dict(m, status=str(m["status"])) for m in s["members"]]
     stats = {k: torch.from_numpy(np.asarray(v, dtype=np.float64)) if isinstance(v, np.ndarray) else v
              for k, v in s["stats"].items()}
     return {"format": FORMAT, "version": VERSION, "kind": "training", "problem": "table1",
@@ -138,7 +134,7 @@ def _table1_v1(s: dict) -> dict:
             "loop": {"update": int(s["update"]), "active": list(s["active"]), "members": members},
             "rule": None, "model": s["model"], "model_config": s["model_config"],
             "schedule": {"epoch": int(s["epoch"]), "position": int(s["position"]), "h": s["h"], "stats": stats,
-                         "best_params": {int(m): p for m, p in s["best_params"].items()}}}
+                         "members": members, "best_params": {int(m): p for m, p in s["best_params"].items()}}}
 
 
 def load_model(payload: bytes | dict, device: str | torch.device = "cpu"):

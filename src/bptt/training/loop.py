@@ -14,8 +14,8 @@ ends, retirements). The loop owns what every problem shares:
   non-finite counts), retirement of finished members (:meth:`TrainingLoop.retire`) with
   a checkpoint of each finished network;
 * one checkpoint (:mod:`bptt.training.checkpoint`, ``kind="training"``) every
-  ``checkpoint_every`` updates, from which :meth:`Schedule.from_checkpoint` rebuilds the
-  whole training exactly;
+  ``checkpoint_every`` updates (the records of the block in progress are written with
+  it), from which each problem's ``from_state`` rebuilds the whole training exactly;
 * interrupts at a consistent point: SIGINT and SIGTERM only set a flag while training
   (:func:`deferred_interrupts`); the loop stops after the update in progress, saves a
   checkpoint, marks the unfinished runs ``stopped`` and raises ``KeyboardInterrupt``.
@@ -306,8 +306,15 @@ class TrainingLoop:
         return ckpt.training(schedule.problem, schedule.config_dict(), self.loop_state(),
                              self.rule.state_dict(), self.model, schedule.schedule_state())
 
-    def save_checkpoint(self, schedule: Schedule) -> None:
-        """Checkpoint every active member (one transaction)."""
+    def save_checkpoint(self, schedule: Schedule, *, flush: bool = True) -> None:
+        """Checkpoint every active member (one transaction).
+
+        The records of the block in progress are written first (``flush``), as at every
+        scheduled checkpoint, or travel inside the checkpoint (an interrupt's: the
+        curves then come out as if training had not stopped).
+        """
+        if flush:
+            self.flush(schedule)
         if self.store is None or not self.active:
             return
         payload = ckpt.dumps(self.checkpoint(schedule))
@@ -341,7 +348,7 @@ class TrainingLoop:
                     raise KeyboardInterrupt
             except KeyboardInterrupt:
                 if self.consistent:
-                    self.save_checkpoint(schedule)
+                    self.save_checkpoint(schedule, flush=False)
                 if self._block:                 # counted for the metrics, written on resumption
                     self._count(self._take_block()[0])
                 for m in self.active:
