@@ -12,7 +12,7 @@ from bptt.cli import main
 from bptt.experiments.table1 import DATASET_LABEL, DATASETS
 from bptt.store import Store
 
-from table1_toys import DATA_DIR, needs_data
+from table1_toys import DATA_DIR, check_outcome, needs_data
 
 
 @needs_data
@@ -25,9 +25,8 @@ def test_smoke_every_data_set_through_the_command_line(tmp_path):
     store = Store(store_path)
     runs = store.list_runs()
     assert len(runs) == 3 * len(DATASETS)
-    assert {r["status"] for r in runs} == {"succeeded"}
     for r in runs:
-        m = r["metrics"]
+        m = check_outcome(store, r["id"])          # the status the recorded curve decides
         assert math.isfinite(m["train"]) and math.isfinite(m["test"]) and m["updates"] == 6
         if r["config"]["method"] == "msgd":
             assert m["clipped_fraction"] == 0.0
