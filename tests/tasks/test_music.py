@@ -17,6 +17,7 @@ from bptt.tasks.music import (
     MUSIC_FILES,
     MUSIC_NAMES,
     N_KEYS,
+    count_windows,
     frame_nll_sum,
     iterate_windows,
     load_music,
@@ -189,6 +190,24 @@ def test_windows_small_handmade():
     assert [w.reset.tolist() for w in ws] == [[True, True], [True, False], [True, False], [False, False]]
     assert [w.mask.sum(0).tolist() for w in ws] == [[4, 4], [2, 4], [4, 3], [3, 0]]
     assert [w.x.shape[0] for w in ws] == [4, 4, 4, 3]
+
+
+def test_count_windows_is_the_number_of_windows_iterated():
+    rng = np.random.default_rng(2)
+    seqs = [(rng.random((t, N_KEYS)) < 0.1).astype(np.uint8) for t in (5, 12, 3, 1, 8, 40, 2, 17)]
+    # the handmade case above: lane 1 holds the 11-step sequence's 3 chunks, lane 0 four
+    assert count_windows(seqs[:5], batch_size=2, window=4) == 4
+    for batch_size, window, seed in ((1, 4, None), (2, 4, 0), (3, 5, 1), (8, 3, 2), (20, 100, 3)):
+        n = count_windows(seqs, batch_size, window, rng=seed)
+        assert n == len(list(iterate_windows(seqs, batch_size, window, rng=seed))), (batch_size, window, seed)
+    # a Generator is advanced exactly as the iterator advances it
+    a, b = np.random.default_rng(5), np.random.default_rng(5)
+    assert [count_windows(seqs, 3, 4, rng=a) for _ in range(3)] == \
+        [len(list(iterate_windows(seqs, 3, 4, rng=b))) for _ in range(3)]
+    assert count_windows([], 2, 4) == 0 and count_windows([seqs[3]], 2, 4) == 0
+    for bad in (dict(batch_size=0, window=4), dict(batch_size=2, window=0)):
+        with pytest.raises(ValueError, match="must be >= 1"):
+            count_windows(seqs, **bad)
 
 
 def test_frame_nll_matches_definition():
