@@ -48,6 +48,8 @@ def verify_command(data_dir: str | None, datasets: tuple[str, ...]) -> None:
     root = _data_dir(data_dir)
     files = registry.files_of(list(datasets) or None)
     failed = False
+    if not root.is_dir():
+        click.echo(f"the data directory {root} does not exist")
     try:
         check_sums_file(root)
     except ValueError as exc:

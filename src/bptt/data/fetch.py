@@ -64,6 +64,7 @@ class ByteProgress:
         self.interval, self.enabled = interval, enabled
         self._bar = None
         self._last = time.monotonic()
+        self._shown = initial
         if enabled and _is_tty(self.stream):
             from tqdm.auto import tqdm
 
@@ -79,14 +80,14 @@ class ByteProgress:
             self._line()
 
     def close(self) -> None:
-        """Finish the bar, or write the last line."""
+        """Finish the bar, or write the last line (unless the latest one says it already)."""
         if self._bar is not None:
             self._bar.close()
-        elif self.enabled:
+        elif self.enabled and (self.done != self._shown or self.done == 0):
             self._line()
 
     def _line(self) -> None:
-        self._last = time.monotonic()
+        self._last, self._shown = time.monotonic(), self.done
         text = f"{self.label}: {_megabytes(self.done)}"
         if self.total:
             text += f" of {_megabytes(self.total)} ({100 * self.done / self.total:.0f}%)"
