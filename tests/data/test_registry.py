@@ -54,3 +54,14 @@ def test_download_command():
     assert registry.download_command(list(registry.MUSIC_DATASETS), None) == "bptt data download --dataset music"
     everything = [*registry.MUSIC_DATASETS, "ptb"]
     assert registry.download_command(everything, "/d") == "bptt data download --dataset all --data-dir /d"
+
+
+def test_the_data_guide_lists_every_file():
+    from data_server import REPO
+
+    guide = (REPO / "docs" / "data.md").read_text()
+    for file in registry.FILES:
+        row = next(line for line in guide.splitlines() if line.startswith(f"| `{file.path}` |"))
+        assert file.sha256 in row and f"{file.size:,}" in row and file.dataset in row
+        if file.member is None:
+            assert file.url in row
