@@ -237,3 +237,15 @@ def test_a_silent_server_times_out(tmp_path):
 def test_an_unknown_dataset_is_a_usage_error(tmp_path):
     result = run("download", "--data-dir", str(tmp_path), "--dataset", "mnist")
     assert result.exit_code == 2 and "mnist" in result.output
+
+
+def test_a_truncated_archive_is_refused_and_removed(server, tmp_path, originals):
+    path = server.root / ARCHIVE
+    path.unlink()
+    path.write_bytes((originals / ARCHIVE).read_bytes()[:200_000])
+    data_dir = tmp_path / "data"
+    result = fetch_cli(server, data_dir, "ptb")
+    assert result.exit_code == 1
+    assert "not a readable .tgz archive" in result.output and "Traceback" not in result.output
+    assert not (data_dir / ARCHIVE_PART).exists() and leftovers(data_dir) == []
+    assert not any((data_dir / f.path).exists() for f in registry.files_of("ptb"))

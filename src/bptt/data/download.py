@@ -23,6 +23,7 @@ more from the start. No file that failed its check is left under its final name.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import os
 import tarfile
@@ -176,8 +177,8 @@ def _fetch_from_archive(root: Path, files: list[registry.DataFile], *, base_url,
             except _ArchiveProblem as exc:
                 part.unlink(missing_ok=True)
                 if not resumed or fresh:
-                    raise DownloadError(f"{exc}; the archive was removed, nothing was written under a "
-                                        "final name") from None
+                    raise DownloadError(f"{exc}; the archive was removed (files already extracted from it "
+                                        "passed their check; no other was kept)") from None
         part.unlink(missing_ok=True)
         local += later
     for file in local:
@@ -213,7 +214,7 @@ def _unpack(root: Path, archive: Path, files: list[registry.DataFile], url: str
                 _part(root / file.path).unlink()
                 if file.derived_from is None:
                     raise _ArchiveProblem(_digest_mismatch(file, actual, url))
-    except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:
+    except (tarfile.TarError, EOFError, gzip.BadGzipFile, zlib.error) as exc:
         raise _ArchiveProblem(f"{url} is not a readable .tgz archive ({exc})") from None
     done = {o.path for o in outcomes}
     for member, file in targets.items():
@@ -224,14 +225,18 @@ def _unpack(root: Path, archive: Path, files: list[registry.DataFile], url: str
 
 
 def _extract(tar: tarfile.TarFile, member: tarfile.TarInfo, dest: Path) -> str:
-    """Write one archive member to ``dest``; returns its SHA-256."""
+    """Write one archive member to ``dest``; returns its SHA-256 (``dest`` is removed on failure)."""
     h = hashlib.sha256()
     source = tar.extractfile(member)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    with source, open(dest, "wb") as out:
-        while block := source.read(1 << 20):
-            h.update(block)
-            out.write(block)
+    try:
+        with source, open(dest, "wb") as out:
+            while block := source.read(1 << 20):
+                h.update(block)
+                out.write(block)
+    except BaseException:
+        dest.unlink(missing_ok=True)
+        raise
     return h.hexdigest()
 
 
@@ -241,7 +246,11 @@ def _derive(root: Path, file: registry.DataFile) -> Outcome:
     if not file_status(root, source).ok:
         raise DownloadError(f"cannot make {file.path}: its source {source.path} is missing or corrupt")
     part = _part(root / file.path)
-    convert_file(root / source.path, part)
+    try:
+        convert_file(root / source.path, part)
+    except BaseException:
+        part.unlink(missing_ok=True)
+        raise
     actual = sha256_file(part)
     if actual != file.sha256:
         part.unlink()
