@@ -16,7 +16,6 @@ This rule maps the released ``ptb.valid.txt`` and ``ptb.test.txt`` onto
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 __all__ = ["words_to_chars", "convert_file"]
 

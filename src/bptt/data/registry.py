@@ -23,6 +23,7 @@ it is never used in its place.
 from __future__ import annotations
 
 import os
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -175,11 +176,5 @@ def download_command(dataset: str | list[str] | tuple[str, ...], data_dir: str |
         names = ["all"] if rest == ["ptb"] else ["music", *rest]
     cmd = "bptt data download" + "".join(f" --dataset {name}" for name in names)
     if data_dir is not None:
-        cmd += f" --data-dir {_quote(str(data_dir))}"
+        cmd += f" --data-dir {shlex.quote(str(data_dir))}"
     return cmd
-
-
-def _quote(text: str) -> str:
-    import shlex
-
-    return shlex.quote(text)
