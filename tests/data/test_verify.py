@@ -11,7 +11,7 @@ from bptt.cli import main
 from bptt.data import registry, verify
 from data_server import DATA_DIR, HAVE_DATA, NO_DATA
 
-pytestmark = pytest.mark.skipif(not HAVE_DATA, reason=NO_DATA)
+needs_data = pytest.mark.skipif(not HAVE_DATA, reason=NO_DATA)
 
 
 def copy_music(dest):
@@ -20,6 +20,7 @@ def copy_music(dest):
         shutil.copyfile(DATA_DIR / file.path, dest / file.path)
 
 
+@needs_data
 def test_a_complete_directory_passes():
     result = CliRunner().invoke(main, ["data", "verify", "--data-dir", str(DATA_DIR)])
     assert result.exit_code == 0, result.output
@@ -28,6 +29,7 @@ def test_a_complete_directory_passes():
     assert f"{len(registry.FILES)} of {len(registry.FILES)} files ok" in lines[-1]
 
 
+@needs_data
 def test_missing_and_corrupt_files_are_reported(tmp_path):
     copy_music(tmp_path)
     (tmp_path / "music" / "Nottingham.mat").unlink()
@@ -47,6 +49,7 @@ def test_missing_and_corrupt_files_are_reported(tmp_path):
     assert f"bptt data download --dataset musedata --dataset nottingham --data-dir {tmp_path}" in result.output
 
 
+@needs_data
 def test_a_disagreeing_sha256sums_fails_verification(tmp_path):
     copy_music(tmp_path)
     rel = "music/Piano_midi.mat"
@@ -61,6 +64,7 @@ def test_a_disagreeing_sha256sums_fails_verification(tmp_path):
     assert ok.exit_code == 0, ok.output
 
 
+@needs_data
 def test_verification_is_cached_until_the_file_changes(tmp_path, monkeypatch):
     copy_music(tmp_path)
     file = registry.get("music/JSB_Chorales.mat")
