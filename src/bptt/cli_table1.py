@@ -42,7 +42,7 @@ def _datasets(values: tuple[str, ...]) -> list[str]:
 @click.option("--budget", default="quick", show_default=True, type=click.Choice(BUDGETS),
               help="smoke: seconds, checks the machinery; quick: a few epochs; full: the paper's protocol.")
 @click.option("--data-dir", type=click.Path(file_okay=False),
-              help="Folder holding SHA256SUMS, music/*.mat and ptb/ptb.char.*.txt "
+              help="Folder holding music/*.mat and ptb/ptb.char.*.txt "
                    "(default: $BPTT_DATA, or the nearest shared/data).")
 @click.option("--out", "out_dir", default="table1-output", show_default=True, type=click.Path(file_okay=False),
               help="Where table1.md, table1.json and table1.png/.svg go.")

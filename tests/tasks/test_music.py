@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+from bptt.data import registry
 from bptt.tasks import checksums
 from bptt.tasks.music import (
     MUSIC_FILES,
@@ -59,26 +60,53 @@ def test_checksums_pass_on_real_files():
 @needs_data
 def test_corrupt_file_is_named(tmp_path):
     rel = MUSIC_FILES["jsb_chorales"]
-    shutil.copy(DATA_DIR / "SHA256SUMS", tmp_path / "SHA256SUMS")
     (tmp_path / "music").mkdir()
     raw = bytearray((DATA_DIR / rel).read_bytes())
     raw[len(raw) // 2] ^= 0x01
     (tmp_path / rel).write_bytes(bytes(raw))
-    expected = checksums.read_sums(DATA_DIR)[rel]
     with pytest.raises(ValueError, match="JSB_Chorales.mat") as err:
         load_music("jsb_chorales", tmp_path)
-    assert expected in str(err.value)
+    assert registry.get(rel).sha256 in str(err.value)
     assert hashlib.sha256(bytes(raw)).hexdigest() in str(err.value)
+    assert f"bptt data download --dataset jsb_chorales --data-dir {tmp_path}" in str(err.value)
 
 
 @needs_data
 def test_missing_file_is_named(tmp_path):
-    shutil.copy(DATA_DIR / "SHA256SUMS", tmp_path / "SHA256SUMS")
     with pytest.raises(FileNotFoundError, match="Nottingham.mat") as err:
         load_music("nottingham", tmp_path)
     msg = str(err.value)
-    assert str(tmp_path) in msg
-    assert "Boulanger-Lewandowski" in msg
+    assert str(tmp_path / "music" / "Nottingham.mat") in msg
+    assert f"bptt data download --dataset nottingham --data-dir {tmp_path}" in msg
+    assert "data_dir" not in msg and "verify=" not in msg
+
+
+@needs_data
+def test_missing_file_is_named_without_verification(tmp_path):
+    with pytest.raises(FileNotFoundError, match="Nottingham.mat") as err:
+        load_music("nottingham", tmp_path, verify=False)
+    assert "bptt data download --dataset nottingham" in str(err.value)
+
+
+@needs_data
+def test_a_directory_needs_only_the_files(tmp_path):
+    rel = MUSIC_FILES["jsb_chorales"]
+    (tmp_path / "music").mkdir()
+    shutil.copy(DATA_DIR / rel, tmp_path / rel)
+    data = load_music("jsb_chorales", tmp_path)
+    assert data.n_sequences("train") == README_SIZES["jsb_chorales"][0]
+
+
+@needs_data
+def test_a_disagreeing_sha256sums_is_refused(tmp_path):
+    rel = MUSIC_FILES["jsb_chorales"]
+    (tmp_path / "music").mkdir()
+    shutil.copy(DATA_DIR / rel, tmp_path / rel)
+    wrong = "0" * 64
+    (tmp_path / "SHA256SUMS").write_text(f"{wrong}  {rel}\n")
+    with pytest.raises(ValueError, match="JSB_Chorales.mat") as err:
+        load_music("jsb_chorales", tmp_path)
+    assert wrong in str(err.value) and registry.get(rel).sha256 in str(err.value)
 
 
 def test_unknown_name_lists_valid_names():

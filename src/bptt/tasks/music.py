@@ -282,9 +282,12 @@ def load_music(
 ) -> MusicData:
     """Load one of ``"jsb_chorales"``, ``"nottingham"``, ``"musedata"``, ``"piano_midi"``.
 
-    ``data_dir`` is the data directory (holding ``SHA256SUMS`` and
-    ``music/*.mat``); ``None`` uses :func:`bptt.tasks.checksums.default_data_dir`.
-    With ``verify`` the file is checked against ``SHA256SUMS`` first.
+    ``data_dir`` is the data directory (holding ``music/*.mat``); ``None`` uses
+    :func:`bptt.data.verify.default_data_dir`. With ``verify`` the file is first
+    checked against the SHA-256 embedded in :mod:`bptt.data.registry` (and the
+    directory's ``SHA256SUMS``, if any, must agree with it). A missing file
+    raises :class:`FileNotFoundError` naming it, where it was looked for and the
+    ``bptt data download`` command that fetches it.
     """
     from scipy.io import loadmat
 
@@ -293,12 +296,9 @@ def load_music(
     rel = MUSIC_FILES[key]
     if verify:
         checksums.verify(root, [rel])
+    else:
+        checksums.require(root, [rel])
     path = root / rel
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"data file {rel!r} is missing from data directory {root}; "
-            f"get it from {checksums.source_hint(rel)}"
-        )
     mat = loadmat(path)
     splits = {}
     for split, mat_key in _MAT_KEYS.items():

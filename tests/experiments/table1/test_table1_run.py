@@ -51,7 +51,8 @@ def test_a_missing_data_folder_is_reported(tmp_path):
                                        "--data-dir", str(tmp_path / "nowhere"), "--store",
                                        str(tmp_path / "s.sqlite"), "--no-progress"])
     assert result.exit_code != 0
-    assert "SHA256SUMS" in result.output
+    assert "music/JSB_Chorales.mat" in result.output and str(tmp_path / "nowhere") in result.output
+    assert "bptt data download --dataset jsb_chorales" in result.output
 
 
 @needs_data
