@@ -210,6 +210,7 @@ def demo(updates, seeds, length, out_dir, store_path, progress) -> None:
 
 
 
+from bptt.cli_data import data  # noqa: E402
 from bptt.cli_plot import plot  # noqa: E402
 from bptt.cli_reproduce import report, reproduce  # noqa: E402
 from bptt.cli_table1 import table1_command  # noqa: E402
@@ -218,6 +219,7 @@ reproduce.add_command(table1_command, name="table1")
 main.add_command(reproduce)
 main.add_command(report)
 main.add_command(plot)
+main.add_command(data)
 
 
 if __name__ == "__main__":  # pragma: no cover

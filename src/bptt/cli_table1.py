@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from bptt.experiments.natural import BUDGETS, DATASETS
+from bptt.experiments.table1.protocol import BUDGETS, DATASETS
 
 
 def _open_store(path: str | None):
@@ -42,7 +42,7 @@ def _datasets(values: tuple[str, ...]) -> list[str]:
 @click.option("--budget", default="quick", show_default=True, type=click.Choice(BUDGETS),
               help="smoke: seconds, checks the machinery; quick: a few epochs; full: the paper's protocol.")
 @click.option("--data-dir", type=click.Path(file_okay=False),
-              help="Folder holding SHA256SUMS, music/*.mat and ptb/ptb.char.*.txt "
+              help="Folder holding music/*.mat and ptb/ptb.char.*.txt "
                    "(default: $BPTT_DATA, or the nearest shared/data).")
 @click.option("--out", "out_dir", default="table1-output", show_default=True, type=click.Path(file_okay=False),
               help="Where table1.md, table1.json and table1.png/.svg go.")
@@ -60,7 +60,7 @@ def _datasets(values: tuple[str, ...]) -> list[str]:
 @click.option("--progress/--no-progress", default=True, show_default=True)
 def table1_command(datasets, budget, data_dir, out_dir, store_path, seed, threads, device, max_epochs,
                    restart, progress) -> None:
-    """The paper's Table 1: MSGD, MSGD+C and MSGD+CR on the natural problems.
+    """The paper's Table 1: MSGD, MSGD-C and MSGD-CR on the natural problems.
 
     Trains the three methods on each data set (Piano-midi.de, Nottingham, MuseData,
     JSB Chorales, Penn Treebank characters 1 and 5 steps ahead) as one ensemble,
@@ -69,7 +69,7 @@ def table1_command(datasets, budget, data_dir, out_dir, store_path, seed, thread
     killed, the same command resumes where it stopped; finished data sets are read
     back from the store.
     """
-    from bptt.experiments.natural import run_table1
+    from bptt.experiments.table1 import run_table1
 
     _sigterm_as_interrupt()
     store = _open_store(store_path)

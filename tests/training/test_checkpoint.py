@@ -14,7 +14,7 @@ import torch
 from click.testing import CliRunner
 
 from bptt.cli import main
-from bptt.experiments.natural import MusicSource, protocol, train_natural
+from bptt.experiments.table1 import MusicSource, protocol, train_natural
 from bptt.experiments.sweep import load_models
 from bptt.models import ElmanRNN
 from bptt.store import Store

@@ -54,15 +54,34 @@ V1_NUMPY_GLOBALS = _numpy_globals()
 
 def training(problem: str, config: dict, loop: dict, rule: dict, model, schedule: dict) -> dict:
     """A version-2 training checkpoint (see the module docstring)."""
-    return {"format": FORMAT, "version": VERSION, "kind": "training", "problem": problem, "config": config,
-            "loop": loop, "rule": rule, "model": _cpu(model.state_dict()), "model_config": model.config(),
-            "schedule": schedule}
+    return plain({"format": FORMAT, "version": VERSION, "kind": "training", "problem": problem, "config": config,
+                  "loop": loop, "rule": rule, "model": _cpu(model.state_dict()), "model_config": model.config(),
+                  "schedule": schedule})
+
+
+def plain(value):
+    """``value`` with numpy scalars as Python numbers, numpy arrays as tensors, enums of
+    strings as strings and tuples as lists; ``TypeError`` for anything else that
+    ``torch.load(..., weights_only=True)`` would refuse."""
+    if isinstance(value, dict):
+        return {plain(k): plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    if isinstance(value, torch.Tensor) or value is None or type(value) in (bool, int, float, str):
+        return value
+    if isinstance(value, str):                      # StrEnum members: Method, Status
+        return str(value)
+    if isinstance(value, np.ndarray):
+        return torch.from_numpy(value.copy())
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"a checkpoint holds only tensors, numbers, strings, lists and dicts, not {type(value)}")
 
 
 def member(model, **extra) -> dict:
     """A version-2 checkpoint of one finished member's network (``extra``: e.g. ``epoch``)."""
-    return {"format": FORMAT, "version": VERSION, "kind": "member", "model": _cpu(model.state_dict()),
-            "model_config": model.config(), **extra}
+    return plain({"format": FORMAT, "version": VERSION, "kind": "member", "model": _cpu(model.state_dict()),
+                  "model_config": model.config(), **extra})
 
 
 def dumps(checkpoint: dict) -> bytes:
