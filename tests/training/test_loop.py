@@ -195,3 +195,50 @@ def test_records_are_block_means_and_nonfinite_updates_become_events():
     torch.testing.assert_close(model.W_rec[1].detach(), w1 * (1 - 0.01 * SHRINK) ** 6)
     for k, p in reference.params.items():
         assert torch.equal(model.params[k][0], p[0]), k
+
+
+class TorchSGD:
+    """Another update rule, built on ``torch.optim.SGD``: the loop needs nothing else."""
+
+    def __init__(self, params, lr):
+        self.lr = lr
+        self.select(None, params)
+
+    def step(self, params, grads, norm):
+        for k, p in params.items():
+            p.grad = grads[k].clone()
+        self.optimizer.step()
+        none = torch.zeros(norm.shape[0], dtype=torch.bool)
+        return none, none
+
+    def select(self, keep, params):
+        self.optimizer = torch.optim.SGD(list(params.values()), lr=self.lr)
+
+    def state_dict(self):
+        return {"name": "torch-sgd", "lr": self.lr}
+
+    def load_state_dict(self, state):
+        self.lr = state["lr"]
+
+
+def test_another_update_rule_plugs_into_the_loop_unchanged():
+    g = torch.Generator().manual_seed(1)
+    x, y = torch.randn(7, 4, 2, generator=g, dtype=torch.float64), torch.randn(4, 1, generator=g, dtype=torch.float64)
+
+    def model():
+        return ElmanRNN(2, 5, 1, init="basic_tanh", output="last_linear", seeds=[0, 1, 2], dtype=torch.float64)
+
+    ours, theirs = model(), model()
+    kw = dict(alpha=[alpha_schedule("constant", 0.5)] * 3, omega="squared", record_every=2)
+    a = TrainingLoop(ours, PaperSGD([0.05] * 3, dtype=torch.float64), **kw)
+    b = TrainingLoop(theirs, TorchSGD(theirs.params, 0.05), **kw)
+    for loop in (a, b):
+        for _ in range(3):
+            loop.step(Batch(x, y))
+        loop.retire([1])                      # a member leaves: the rule follows the ensemble
+        for _ in range(3):
+            loop.step(Batch(x, y))
+    assert a.active == b.active == [0, 2] and b.model.ensemble == 2
+    for k, p in a.model.params.items():
+        torch.testing.assert_close(b.model.params[k], p, rtol=1e-12, atol=1e-14)
+    assert not torch.equal(b.model.params["W_rec"], model().select([0, 2]).params["W_rec"])

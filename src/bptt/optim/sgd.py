@@ -125,8 +125,13 @@ class PaperSGD:
         sgd_update(params, grads, self.lr, bad)
         return bad, clipped & ~bad
 
-    def select(self, keep: list[int]) -> None:
-        """Keep only the members at positions ``keep`` (those still training)."""
+    def select(self, keep: list[int], params: dict[str, torch.Tensor] | None = None) -> None:
+        """Keep only the members at positions ``keep`` (those still training).
+
+        ``params`` are the parameters of the ensemble that remains (a rule holding
+        references to the parameters, such as a ``torch.optim`` optimizer, rebinds to
+        them; this one holds none).
+        """
         idx = torch.as_tensor(keep, dtype=torch.long, device=self.lr.device)
         self.lr = self.lr[idx].clone()
         self.threshold = self.threshold[idx].clone()

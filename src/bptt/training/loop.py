@@ -125,8 +125,9 @@ class TrainingLoop:
         model: the ensemble (e.g. :class:`bptt.models.ElmanRNN`); must offer
             ``forward_backward``, ``params``, ``select``, ``state_dict`` and ``config``.
         rule: the update rule, e.g. :class:`bptt.optim.PaperSGD`: ``step(params, grads,
-            norm) -> (bad [E], clipped [E])``, ``select(keep)``, ``state_dict()``,
-            ``load_state_dict()``.
+            norm) -> (bad [E], clipped [E])`` updating ``params`` in place,
+            ``select(keep, params)`` (members left, and their parameters),
+            ``state_dict()`` and ``load_state_dict()`` (plain types and tensors only).
         alpha: Ω's weight schedule of each member (α_t for update t).
         omega: Ω's form, ``"squared"`` or ``"plain"``.
         omega_when_unweighted: compute (and record) Ω even when no member weighs it.
@@ -271,7 +272,7 @@ class TrainingLoop:
         self.active = [self.active[j] for j in keep]
         if keep:
             self.model = self.model.select(keep)
-            self.rule.select(keep)
+            self.rule.select(keep, self.model.params)
 
     def drop(self, members: Sequence[int]) -> None:
         """Stop training ``members`` (member indices) without recording anything: their

@@ -244,7 +244,7 @@ class Trainer(Schedule):
         loop.model = ElmanRNN.from_config(state["model_config"], device=config.device)
         loop.model.load_state_dict(state["model"])
         if state["rule"] is None:                   # version 1: the rule follows from the config
-            loop.rule.select(loop.active)
+            loop.rule.select(loop.active, loop.model.params)
         else:
             loop.rule.load_state_dict(state["rule"])
         self.errors = [float(e) for e in sched["errors"]]

@@ -275,7 +275,7 @@ class NaturalTrainer(Schedule):
         self._n_windows = n if c.max_updates_per_epoch is None else min(n, c.max_updates_per_epoch)
         if self.position == 0:
             self.h = None
-        windows = self.source.batches("train", c.batch_size, c.window, rng=seed, device=self.model.device)
+        windows = self.source.batches("train", c.batch_size, c.window, rng=seed, device="cpu")
         for _ in range(self.position):                 # a resumed epoch
             next(windows)
         self._windows = windows
@@ -286,16 +286,17 @@ class NaturalTrainer(Schedule):
         if self._windows is None:
             self._open_epoch()
         self._started = time.perf_counter()
-        x, y, mask, reset = next(self._windows)
+        x, y, mask, reset = next(self._windows)                  # on the CPU: no wait for the device
+        dev = self.model.device
         B = x.shape[1]
         if self.h is None or self.h.shape[1] != B:
-            self.h = torch.zeros(len(loop.active), B, self.config.hidden, dtype=self.model.dtype,
-                                 device=self.model.device)
-        elif reset is not None and bool(reset.any()):
-            self.h[:, reset] = 0.0                            # lanes that start a new sequence
+            self.h = torch.zeros(len(loop.active), B, self.config.hidden, dtype=self.model.dtype, device=dev)
+        elif reset is not None and bool(reset.any()):                # lanes that start a new sequence
+            self.h = torch.where(reset.to(dev).reshape(1, B, 1), torch.zeros((), dtype=self.h.dtype, device=dev),
+                                 self.h)
         count = float(mask.sum())
         scale = count / B if self.config.summed_cost else 1.0     # steps per lane: the summed cost
-        return core.Batch(x, y, h0=self.h, mask=mask, scale=scale, count=count)
+        return core.Batch(x.to(dev), y.to(dev), h0=self.h, mask=mask.to(dev), scale=scale, count=count)
 
     def after_update(self, loop: TrainingLoop, out) -> None:
         self.h = out.h_last
@@ -443,7 +444,7 @@ class NaturalTrainer(Schedule):
         loop.load_loop_state(state["loop"])
         if state["rule"] is None:                    # version 1: the rule follows from the members
             loop.rule = cls._rule(loop.model, self.members)
-            loop.rule.select(loop.active)
+            loop.rule.select(loop.active, loop.model.params)
         else:
             loop.rule.load_state_dict(state["rule"])
         self.h = None if sched["h"] is None else sched["h"].to(device)
