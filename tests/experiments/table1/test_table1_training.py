@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 import torch
 
-import bptt.store
 from bptt.experiments.table1 import NaturalTrainer, evaluate_split, train_natural
 from bptt.methods import METHODS
 from bptt.models import ElmanRNN
@@ -228,7 +227,7 @@ def test_runs_live_in_another_process_are_left_alone_and_resumed_once_it_died(mo
     try:
         store = Store(":memory:")
         # The runs are started as if by the other process, which then stops writing.
-        monkeypatch.setattr(bptt.store.os, "getpid", lambda: other.pid)
+        monkeypatch.setattr(os, "getpid", lambda: other.pid)
         restore = _interrupt_at(monkeypatch, 5, RuntimeError)
         with pytest.raises(RuntimeError, match="stop here"):
             train_natural(cfg, store, source=src)
