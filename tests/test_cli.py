@@ -1,12 +1,13 @@
 """The bptt command: train, runs, resume, and clear errors on bad input."""
 
 import json
-import sqlite3
 
+import click
 import pytest
 from click.testing import CliRunner
 
-from bptt.cli import main, parse_seeds
+from bptt.cli import main
+from bptt.cli.common import parse_seeds
 from bptt.store import Store
 
 SMALL = ["--length", "20", "--hidden", "8", "--max-updates", "60", "--eval-every", "20",
@@ -89,3 +90,37 @@ def test_a_file_that_is_not_a_store_is_refused_and_kept(tmp_path):
 def test_resume_unknown_run(tmp_path):
     res = CliRunner().invoke(main, ["train", "--resume", "99", "--store", str(tmp_path / "s.sqlite")])
     assert res.exit_code != 0 and "99" in res.output
+
+
+def _commands(command, path=()):
+    yield path, command
+    for name, sub in getattr(command, "commands", {}).items():
+        yield from _commands(sub, path + (name,))
+
+
+def test_every_option_of_every_command_has_help():
+    missing = [(" ".join(path), p.name) for path, command in _commands(main)
+               for p in command.params if isinstance(p, click.Option) and not p.help]
+    assert not missing, missing
+
+
+def test_every_command_group_is_reachable():
+    names = {" ".join(path) for path, _ in _commands(main)}
+    for name in ("train", "tasks", "runs", "demo", "report", "reproduce figure7", "reproduce table1",
+                 "plot run", "plot cliff"):
+        assert name in names
+
+
+def test_plot_refuses_a_missing_store_and_does_not_create_it(tmp_path):
+    missing = tmp_path / "none.sqlite"
+    res = CliRunner().invoke(main, ["plot", "run", "1", "--store", str(missing)])
+    assert res.exit_code != 0 and "no results store" in res.output and "Traceback" not in res.output
+    assert not missing.exists()
+
+
+def test_a_store_that_cannot_be_created_is_a_clean_error(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    res = CliRunner().invoke(main, ["runs", "--store", str(blocker / "sub" / "r.sqlite")])
+    assert res.exit_code != 0 and "r.sqlite" in res.output
+    assert res.exception is None or isinstance(res.exception, SystemExit)

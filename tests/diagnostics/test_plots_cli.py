@@ -8,7 +8,7 @@ import torch
 from click.testing import CliRunner
 
 from bptt import ElmanRNN
-from bptt.cli_plot import plot
+from bptt.cli.plot import plot
 from bptt.diagnostics import gradient_flow
 from bptt.diagnostics.plots import load_run_model, load_run_record, plot_gradient_flow
 from bptt.store import Store

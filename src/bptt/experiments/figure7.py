@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from bptt.experiments import paper
-from bptt.experiments.report import Analysis, ClaimCheck, Comparison, Table, frac, pct
-from bptt.experiments.reproduce import Budget, Experiment
+from bptt.experiments.analysis import Analysis, ClaimCheck, Comparison, Table, frac, pct
+from bptt.experiments.experiment import Budget, Experiment
 from bptt.experiments.sweep import RunSpec
 
 METHOD_COLOR = {"msgd": "#d62728", "msgd-c": "#1f77b4", "msgd-cr": "#2ca02c"}

@@ -13,8 +13,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from bptt.experiments import paper
-from bptt.experiments.report import Analysis, ClaimCheck, Comparison, Table, frac, pct
-from bptt.experiments.reproduce import Budget, Experiment
+from bptt.experiments.analysis import Analysis, ClaimCheck, Comparison, Table, frac, pct
+from bptt.experiments.experiment import Budget, Experiment
 from bptt.experiments.sweep import RunSpec
 
 INIT = "basic_tanh"
