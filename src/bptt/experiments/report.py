@@ -28,7 +28,7 @@ from bptt.experiments.analysis import Analysis, ClaimCheck, Comparison, Table, f
 from bptt.experiments.manifest import machine, read_manifest
 from bptt.experiments.registry import get
 from bptt.experiments.sweep import steps_per_update, sweep_state
-from bptt.store import Store
+from bptt.store import Status, Store
 
 __all__ = ["Analysis", "ClaimCheck", "Comparison", "Table", "budget_cost", "frac", "measured_rates", "pct",
            "records", "render_html", "render_markdown", "render_summary", "write_report"]
@@ -48,7 +48,7 @@ def records(store: Store, sweep: str) -> tuple[list[dict], dict]:
         else:
             stopped += 1
     out.sort(key=lambda r: r["id"])
-    return out, {"running": running, "stopped": stopped}
+    return out, {Status.RUNNING: running, Status.STOPPED: stopped}
 
 
 def _fmt_duration(s: float | None) -> str:
@@ -157,7 +157,7 @@ def write_report(store: Store, sweep: str, out_dir: Path | str, *, echo: Callabl
     meta = {
         "sweep": sweep, "experiment": exp.name, "title": exp.title, "paper_ref": exp.paper_ref,
         "budget": asdict(budget), "planned_runs": planned, "settled_runs": len(runs),
-        "statuses": statuses, "running": others["running"], "stopped_unsettled": others["stopped"],
+        "statuses": statuses, "running": others[Status.RUNNING], "stopped_unsettled": others[Status.STOPPED],
         "wall_seconds": wall, "invocations": invocations, "rates": rates, "machine": here,
         "cores": cores, "workers": workers, "cost_this_budget": this, "cost_full": full,
         "commands": commands, "written": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
