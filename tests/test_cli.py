@@ -8,7 +8,7 @@ from click.testing import CliRunner
 
 from bptt.cli import main
 from bptt.cli.common import parse_seeds
-from bptt.store import Store
+from bptt.store import Status, Store
 
 SMALL = ["--length", "20", "--hidden", "8", "--max-updates", "60", "--eval-every", "20",
          "--eval-sequences", "100", "--no-progress"]
@@ -17,6 +17,18 @@ SMALL = ["--length", "20", "--hidden", "8", "--max-updates", "60", "--eval-every
 def run(args, **kw):
     result = CliRunner().invoke(main, args, catch_exceptions=False, **kw)
     return result
+
+
+def decided_status(run, *, max_updates, eval_every, success_error=0.01, since=0):
+    """The status a run's recorded numbers decide: success when its final error on fresh
+    sequences is below ``success_error`` (at an evaluation, every ``eval_every`` updates),
+    failure otherwise, after the whole budget."""
+    m = run["metrics"]
+    if m["error"] < success_error:
+        assert m["updates"] % eval_every == 0 and since < m["updates"] <= max_updates, m
+        return Status.SUCCEEDED
+    assert m["updates"] == max_updates, m
+    return Status.FAILED
 
 
 def test_parse_seeds():
@@ -32,14 +44,18 @@ def test_tasks_lists_all():
         assert name in out
 
 
-def test_train_records_runs_and_lists_them(tmp_path):
+@pytest.mark.parametrize("success_error", [0.01, 0.9])
+def test_train_records_runs_and_lists_them(tmp_path, success_error):
     store = str(tmp_path / "r.sqlite")
-    res = run(["train", "--seeds", "0-1", "--store", store, *SMALL])
+    res = run(["train", "--seeds", "0-1", "--store", store, "--success-error", str(success_error), *SMALL])
     assert res.exit_code == 0, res.output
-    assert "60 updates" in res.output
     runs = Store(store).list_runs()
     assert len(runs) == 2 and {r["config"]["seed"] for r in runs} == {0, 1}
-    assert all(r["status"] in ("failed", "succeeded") for r in runs)
+    for r in runs:
+        assert r["config"]["success_error"] == success_error
+        assert r["status"] == decided_status(r, max_updates=60, eval_every=20, success_error=success_error)
+        assert f"{r['status']:<10}  {r['metrics']['updates']:>8}" in res.output
+    assert f"{max(r['metrics']['updates'] for r in runs)} updates" in res.output
     listed = run(["runs", "--store", store]).output
     assert "temporal_order" in listed and "msgd-cr" in listed
     lines = run(["runs", "--store", store, "--json"]).output.strip().splitlines()
@@ -60,8 +76,9 @@ def test_resume_from_a_stopped_run(tmp_path):
     store.finish_run(t.run_ids[0], "stopped", {})
     res = run(["train", "--resume", str(t.run_ids[0]), "--store", store_path, "--no-progress"])
     assert res.exit_code == 0, res.output
-    assert "60 updates" in res.output
-    assert Store(store_path).get_run(t.run_ids[0])["status"] in ("failed", "succeeded")
+    resumed = Store(store_path).get_run(t.run_ids[0])
+    assert resumed["status"] == decided_status(resumed, max_updates=60, eval_every=20, since=25)
+    assert f"{resumed['metrics']['updates']} updates" in res.output
 
 
 @pytest.mark.parametrize("args, message", [
