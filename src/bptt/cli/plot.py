@@ -37,7 +37,7 @@ def plot() -> None:
 @_out_option
 def run_cmd(run_id: int, store_path: str | None, out_dir: str) -> None:
     """The training record of run RUN_ID: gradient norm, loss, ρ(W_rec) and Ω."""
-    from bptt.diagnostics.plots import load_run_record, plot_training_record
+    from bptt.diagnostics.run_record import load_run_record, plot_training_record
 
     store = open_store(store_path, must_exist=True)
     try:
@@ -95,7 +95,7 @@ class _Network:
         self.run_id = o["run_id"]
         self.initial = None
         if self.run_id is not None:
-            from bptt.diagnostics.plots import load_run_model
+            from bptt.diagnostics.run_record import load_run_model
 
             store = open_store(o["store_path"], must_exist=True)
             try:
