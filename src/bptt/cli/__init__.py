@@ -33,6 +33,3 @@ for _command in (tasks_cmd, train, runs, demo, reproduce, report, plot):
     main.add_command(_command)
 
 __all__ = ["main"]
-
-if __name__ == "__main__":  # pragma: no cover
-    main()
