@@ -81,6 +81,28 @@ def test_resume_from_a_stopped_run(tmp_path):
     assert f"{resumed['metrics']['updates']} updates" in res.output
 
 
+def test_a_resumed_trainer_checkpoints_what_weights_only_loading_reads(tmp_path):
+    import io
+
+    import torch
+
+    from bptt.cli.train import _resumed
+    from bptt.training.trainer import TrainConfig, Trainer
+    store = Store(tmp_path / "r.sqlite")
+    t = Trainer(TrainConfig(min_length=20, max_length=20, hidden=8, seeds=[0, 1], max_updates=60, eval_every=20,
+                            check_sequences=20, eval_sequences=100), store)
+    t._start_runs()
+    for _ in range(5):
+        t.step()
+    t.save_checkpoint()
+    for rid in t.run_ids:
+        store.finish_run(rid, Status.STOPPED.value, {})
+    resumed = _resumed(store, t.run_ids[0], progress=False)
+    assert [store.get_run(rid)["status"] for rid in resumed.run_ids] == [Status.RUNNING] * 2
+    state = torch.load(io.BytesIO(resumed.checkpoint_bytes()), weights_only=True)
+    assert state["status"] == ["running", "running"]
+
+
 @pytest.mark.parametrize("args, message", [
     (["train", "--threshold", "-1"], "threshold"),
     (["train", "--threshold", "0"], "threshold"),

@@ -142,8 +142,9 @@ def _resumed(store, run_id: int, progress: bool):
     latest = max(steps.values(), key=lambda sp: sp[0])
     trainer = Trainer.from_checkpoint(latest[1], store, progress=progress)
     for m in trainer.active:
-        trainer.status[m] = Status.RUNNING
-        store.update_run(trainer.run_ids[m], status=Status.RUNNING)
+        # the plain string: the status list goes into checkpoints, loaded with weights_only
+        trainer.status[m] = Status.RUNNING.value
+        store.update_run(trainer.run_ids[m], status=Status.RUNNING.value)
     click.echo(f"resuming group {group} at update {trainer.update} with {len(trainer.active)} active members",
                err=True)
     return trainer
