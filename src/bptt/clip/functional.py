@@ -127,7 +127,9 @@ def _clip_mapping_(gs: Gradients, max_norm, nonfinite: str) -> tuple[torch.Tenso
     grads = gs.mapping
     norm = ensemble_norm.global_norm(grads)
     raise_if_nonfinite(norm, nonfinite)
-    clipped_grads, clipped = ensemble_norm.clip_by_global_norm(grads, max_norm, norm)
+    # as a tensor (already checked): the same numbers, and no check of a float on the host
+    threshold = torch.as_tensor(max_norm, dtype=norm.dtype, device=norm.device)
+    clipped_grads, clipped = ensemble_norm.clip_by_global_norm(grads, threshold, norm)
     for name, g in grads.items():
         g.copy_(clipped_grads[name])
     if nonfinite == "skip":
@@ -239,7 +241,9 @@ def clip_grad_value_(parameters, clip_value: float | torch.Tensor, *,
         if not gs.grads:
             return torch.zeros(gs.member_shape, dtype=torch.bool)
         if gs.mapping is not None and gs.ensemble:
-            clipped_grads, clipped = ensemble_norm.clip_elementwise(gs.mapping, clip_value)
+            first = gs.grads[0]
+            value = torch.as_tensor(clip_value, dtype=first.dtype, device=first.device)
+            clipped_grads, clipped = ensemble_norm.clip_elementwise(gs.mapping, value)
             for name, g in gs.mapping.items():
                 g.copy_(clipped_grads[name])
             return clipped
