@@ -51,6 +51,8 @@ class AGC(Clipper):
         nonfinite: ``"error"``, ``"skip"`` or ``"ignore"``.
     """
 
+    needs_weights = True
+
     def __init__(self, clipping: float = 0.01, eps: float = 1e-3, *, layout: str = "auto",
                  nonfinite: str = "error") -> None:
         super().__init__(nonfinite=nonfinite)
@@ -76,9 +78,6 @@ class AGC(Clipper):
         return tuple(axes)
 
     def _clip_(self, gs: Gradients, norm: torch.Tensor, finite: torch.Tensor) -> torch.Tensor:
-        if gs.params is None:
-            raise ValueError("AGC needs the weights: pass the parameters or the model, "
-                             "not a mapping of gradients")
         lead = 1 if gs.ensemble else 0
         any_clipped = torch.zeros(norm.shape, dtype=torch.bool, device=norm.device)
         keep = finite if self.nonfinite != "error" else None

@@ -41,6 +41,7 @@ class Clipper:
     """
 
     norm_type: float = 2.0
+    needs_weights: bool = False          # the rule reads the parameters, not only the gradients
 
     def __init__(self, *, nonfinite: str = "error") -> None:
         self.nonfinite = check_policy(nonfinite)
@@ -73,6 +74,9 @@ class Clipper:
             ``nonfinite="skip"``, the gradients were set to zero.
         """
         gs = collect(parameters, ensemble)
+        if self.needs_weights and gs.params is None:
+            raise ValueError(f"{type(self).__name__} needs the weights: pass the parameters or the "
+                             "model, not a mapping of gradients")
         with torch.no_grad():
             if not gs.grads:
                 return gs.zero_norm()
@@ -212,6 +216,8 @@ class ClipNorm(Clipper):
             if not gs.ensemble or (gs.members is not None and gs.members != self.max_norm.numel()):
                 raise ValueError(f"max_norm holds {self.max_norm.numel()} thresholds; the gradients are "
                                  f"{'for ' + str(gs.members) + ' members' if gs.ensemble else 'not an ensemble'}")
+        if isinstance(self.max_norm, torch.Tensor) and gs.grads and self.max_norm.device != gs.grads[0].device:
+            self.max_norm = self.max_norm.to(gs.grads[0].device)     # once, not at every call
         with torch.no_grad():
             if not gs.grads:
                 return gs.zero_norm()
