@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from bptt.clip import ClipNorm, clip_grad_norm_
+from bptt.clip import AGC, AutoClip, AverageNorm, ClipNorm, ZClip, clip_grad_norm_
 
 
 def params_with(values, dtype=torch.float64):
@@ -86,3 +86,28 @@ def test_repr_and_empty():
     assert "max_norm=1.0" in repr(c) and "ignore" in repr(c)
     assert float(c([torch.zeros(3, requires_grad=True)])) == 0.0
     assert c.steps == 0
+
+
+@pytest.mark.parametrize("make", [lambda: ClipNorm(1.0, nonfinite="ignore"),
+                                  lambda: AverageNorm(window=3, warmup=2, nonfinite="skip"),
+                                  lambda: AutoClip(50, nonfinite="ignore"),
+                                  lambda: ZClip(warmup=2, nonfinite="skip"),
+                                  lambda: AGC(nonfinite="ignore")])
+def test_clippers_do_not_read_back_to_the_host(monkeypatch, make):
+    clipper = make()
+    g = torch.Generator().manual_seed(0)
+    params = [torch.randn(3, 4, 2, generator=g, requires_grad=True), torch.randn(3, 2, generator=g,
+                                                                               requires_grad=True)]
+
+    def sync(*args, **kwargs):
+        raise AssertionError("host synchronisation")
+
+    for name in ("__bool__", "item", "tolist", "__float__", "__int__", "__index__", "numpy"):
+        monkeypatch.setattr(torch.Tensor, name, sync)
+    for step in range(140):                        # AutoClip's history grows past its first block
+        for p in params:
+            p.grad = torch.randn(p.shape, generator=g) * (1 + step % 7)
+        params[1].grad[0, 0] = math.nan if step == 3 else params[1].grad[0, 0]
+        clipper(params, ensemble=True)
+    with pytest.raises(AssertionError, match="host synchronisation"):
+        ClipNorm(1.0)(params, ensemble=True)                 # "error" has to look

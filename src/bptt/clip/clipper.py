@@ -202,6 +202,8 @@ class ClipNorm(Clipper):
         self.max_norm = check_positive("max_norm", max_norm)
         if isinstance(self.max_norm, torch.Tensor):
             self.max_norm = self.max_norm.detach().clone()
+            if self.max_norm.numel() == 1:
+                self.max_norm = self.max_norm.reshape(())
         self.norm_type = check_norm_type(norm_type)
         if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not math.isfinite(eps) or eps < 0:
             raise ValueError(f"eps must be a finite number >= 0, got {eps!r}")

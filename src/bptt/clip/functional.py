@@ -69,14 +69,21 @@ def check_norm_type(norm_type) -> float:
     return p
 
 
-def _check_members(name: str, value, gs: Gradients) -> None:
-    if isinstance(value, torch.Tensor) and value.numel() != 1:
+def _check_members(name: str, value, gs: Gradients):
+    """``value`` (checked positive) fits the gradients: one number, or one per member.
+
+    Returns it, a one-element tensor as 0-dim.
+    """
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
+        return value.reshape(())
+    if isinstance(value, torch.Tensor):
         if not gs.ensemble:
             raise ValueError(f"{name} has {value.numel()} values; a tensor of thresholds needs "
                              "ensemble=True (one per member)")
         if gs.members is not None and value.shape != (gs.members,):
             raise ValueError(f"{name} must be a number or [E] = [{gs.members}], "
                              f"got shape {tuple(value.shape)}")
+    return value
 
 
 def raise_if_nonfinite(norm: torch.Tensor, nonfinite: str) -> None:
@@ -177,7 +184,8 @@ def clip_grad_norm_(parameters, max_norm: float | torch.Tensor, norm_type: float
       clipped gradients are PyTorch's bit for bit;
     * PyTorch scales whenever ``c < 1``, i.e. also for ``max_norm − 1e-6 < ‖g‖ <
       max_norm`` (to rounding), which Algorithm 1 leaves alone. At ``‖g‖ = max_norm``
-      both rescale (Algorithm 1's ``≥``); with ``eps=0`` the factor there is 1;
+      both rescale (Algorithm 1's ``≥``); with ``eps=0`` the factor there is 1 (to
+      rounding), so only the clipper objects' ``clipped`` count shows it;
     * non-finite norms: PyTorch's default multiplies by ``min(1, c)`` anyway (NaN
       gradients for a NaN norm, zeros and NaNs for an infinite one); here ``nonfinite``
       decides (see the module's docstring).
@@ -212,7 +220,7 @@ def clip_grad_norm_(parameters, max_norm: float | torch.Tensor, norm_type: float
     if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not math.isfinite(eps) or eps < 0:
         raise ValueError(f"eps must be a finite number >= 0, got {eps!r}")
     gs = collect(parameters, ensemble)
-    _check_members("max_norm", max_norm, gs)
+    max_norm = _check_members("max_norm", max_norm, gs)
     with torch.no_grad():
         return norm_clip_(gs, max_norm, norm_type, float(eps), nonfinite)[0]
 
@@ -236,7 +244,7 @@ def clip_grad_value_(parameters, clip_value: float | torch.Tensor, *,
     """
     clip_value = check_positive("clip_value", clip_value)
     gs = collect(parameters, ensemble)
-    _check_members("clip_value", clip_value, gs)
+    clip_value = _check_members("clip_value", clip_value, gs)
     with torch.no_grad():
         if not gs.grads:
             return torch.zeros(gs.member_shape, dtype=torch.bool)
