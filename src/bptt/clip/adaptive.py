@@ -42,8 +42,8 @@ class AverageNorm(Clipper):
 
     The paper: "One good heuristic for setting this threshold is to look at statistics
     on the average norm over a sufficiently large number of updates"; a summary of the
-    paper (``references/paper-summary-statwiki.txt``) gives thresholds from half to ten
-    times that norm. The rule, per member:
+    paper (StatWiki, 2015) gives thresholds from half to ten times that norm. The rule,
+    per member:
 
         τ = factor · (mean of the last ``window`` norms before this update),
         if ‖g‖ ≥ τ then g ← τ/‖g‖ · g.
@@ -171,9 +171,9 @@ class ZClip(Clipper):
 
     The EMA thus follows the *clipped* norm, so a spike does not inflate the statistics.
     The paper's preferred variant ("reciprocal" or adaptive scaling) clips harder the
-    larger z is; this class implements the plain rule above (the one the authors' code
-    reaches with a fixed ``mean + z_thresh·std`` threshold), and computes z without the
-    code's ``1e-6`` added to σ.
+    larger z is; this class implements the plain rule above (in the authors' code, the
+    mode that clips to ``mean + z_thresh·std``), and computes z without the ``1e-6``
+    that code adds to σ.
 
     Args:
         alpha: the EMA's smoothing factor α, in (0, 1) (paper: 0.97).
