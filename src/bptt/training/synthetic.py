@@ -336,5 +336,6 @@ def resume(store, run_id: int, *, progress: bool = False,
         raise ValueError(f"no checkpoint was saved for the runs of group {group}")
     trainer = Trainer.from_state(found[1], store, progress=progress, callback=callback)
     for m in trainer.active:
+        trainer.loop.members[m].status = Status.RUNNING.value
         store.update_run(trainer.run_ids[m], status=Status.RUNNING)
     return trainer

@@ -547,6 +547,7 @@ def train_natural(config: NaturalConfig, store, *, source=None, data_dir=None, p
     if found is not None and found[1]["problem"] == NaturalTrainer.problem:
         trainer = NaturalTrainer.from_state(found[1], source, store, progress=progress, echo=echo)
         for m in trainer.active:
+            trainer.loop.members[m].status = Status.RUNNING.value
             store.update_run(trainer.loop.members[m].run_id, status=Status.RUNNING)
         echo(f"{config.dataset}: resuming at epoch {trainer.epoch + 1}, update {trainer.update}")
     if trainer is None:
