@@ -198,7 +198,7 @@ class Store(Database):
             for rid, status, host, pid, updated in rows:
                 if status in OUTCOME_STATUSES:
                     return None
-                if status == "running":
+                if status == Status.RUNNING:
                     if not self._abandoned(host, pid, updated, stale_after):
                         return None
                     abandoned.append(rid)

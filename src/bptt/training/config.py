@@ -67,7 +67,7 @@ class TrainConfig:
     hidden: int = 50
     init: str = "smart_tanh"
     unit: str | None = None
-    method: str | list = "msgd-cr"
+    method: str | list = Method.MSGD_CR.value
     lr: float | list = 0.01
     threshold: float | list = 1.0
     clip: str = "norm"
