@@ -243,3 +243,13 @@ def test_the_best_networks_of_a_version_1_table1_store_are_read(tmp_path):
         assert v1["kind"] == "table1-best"
         for k, t in v1["model"].items():
             assert torch.equal(net.state_dict()[k], t), k
+
+
+def test_plain_turns_numpy_and_enums_into_plain_values_and_refuses_the_rest():
+    from bptt.store import Status
+
+    got = ckpt.plain({"a": np.float64(1.5), "b": np.arange(3), "s": Status.STOPPED, "t": (1, 2), 3: None})
+    assert got["a"] == 1.5 and type(got["a"]) is float and type(got["s"]) is str and got["t"] == [1, 2]
+    assert torch.equal(got["b"], torch.arange(3)) and got[3] is None
+    with pytest.raises(TypeError, match="only tensors"):
+        ckpt.plain({"x": Foreign()})

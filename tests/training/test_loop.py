@@ -242,3 +242,23 @@ def test_another_update_rule_plugs_into_the_loop_unchanged():
     for k, p in a.model.params.items():
         torch.testing.assert_close(b.model.params[k], p, rtol=1e-12, atol=1e-14)
     assert not torch.equal(b.model.params["W_rec"], model().select([0, 2]).params["W_rec"])
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
+def test_an_update_does_not_wait_for_the_device():
+    model = ElmanRNN(2, 8, 1, init="basic_tanh", output="last_linear", seeds=[0, 1, 2], device="cuda")
+    rule = PaperSGD([0.1, 0.1, 0.1], threshold=[1.0, 0.5, 1.0], clip=[False, True, True], device="cuda")
+    loop = TrainingLoop(model, rule, alpha=[alpha_schedule("inverse", 0.5)] * 3, omega="squared", record_every=4)
+    g = torch.Generator(device="cuda").manual_seed(0)
+    batch = Batch(torch.randn(10, 3, 4, 2, device="cuda", generator=g), torch.randn(3, 4, 1, device="cuda",
+                                                                                    generator=g))
+    loop.step(batch)                            # the first pass may allocate its buffers
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        for _ in range(2):
+            loop.step(batch)
+    finally:
+        torch.cuda.set_sync_debug_mode(0)
+    loop.flush()                                # the host reads the records here, once per block
+    assert loop.members[0].updates == 3

@@ -80,41 +80,46 @@ class Member:
 
 
 class Schedule:
-    """What a problem plugs into the loop (see :class:`bptt.training.synthetic.SyntheticTraining`
-    and :class:`bptt.experiments.table1.training.Table1Training`).
+    """What a problem plugs into the loop: its data source and what happens between updates.
 
-    ``next_batch`` gives the data of the next update; ``after_update`` does what comes
-    after it (evaluations, epoch ends, retirements); ``done`` says when the budget is
-    spent; ``finish`` ends the members still training; ``metrics`` are a member's
-    figures for the store; ``schedule_state``/``load_schedule_state`` hold the source's
-    and the schedule's state for checkpoints (tensors, numbers, strings, lists, dicts).
+    The problems: the pathological tasks (:class:`bptt.training.synthetic.Trainer`) and
+    the corpora of Table 1 (:class:`bptt.experiments.table1.training.NaturalTrainer`).
+    Each also rebuilds itself from a training checkpoint (its ``from_state``).
     """
 
+    #: The problem's name in checkpoints (``"synthetic"``, ``"table1"``).
     problem = "?"
 
     def next_batch(self, loop: "TrainingLoop") -> Batch:  # pragma: no cover - interface
+        """The data of the next update of the members ``loop.active``."""
         raise NotImplementedError
 
     def after_update(self, loop: "TrainingLoop", out) -> None:
-        pass
+        """What follows update ``loop.update`` (``out``: the model's pass): evaluations,
+        epoch ends, retirements (:meth:`TrainingLoop.retire`)."""
 
     def done(self, loop: "TrainingLoop") -> bool:
+        """Whether the budget is spent (the loop also stops when no member is left)."""
         return False
 
     def finish(self, loop: "TrainingLoop") -> None:
-        pass
+        """End the members still training once the budget is spent (a final evaluation)."""
 
     def on_block(self, loop: "TrainingLoop", block: dict[str, np.ndarray], counts: list[float]) -> None:
-        """Called with each block of records (``[n, E_active]`` float64 arrays) and the
-        batches' predicted-step counts."""
+        """Called with each block of records (name → ``[n, E_active]`` float64 arrays,
+        see :data:`RECORDS`) and the predicted-step count of each of its batches."""
 
     def metrics(self, loop: "TrainingLoop", m: int) -> dict:  # pragma: no cover - interface
+        """Member ``m``'s figures, as recorded with its run."""
         raise NotImplementedError
 
     def config_dict(self) -> dict:  # pragma: no cover - interface
+        """The problem's configuration, as plain values (kept in checkpoints)."""
         raise NotImplementedError
 
     def schedule_state(self) -> dict:
+        """The source's and the schedule's state (random streams, carried state, epoch
+        figures): tensors, numbers, strings, lists and dicts only."""
         return {}
 
 
@@ -172,7 +177,9 @@ class TrainingLoop:
     def _alpha_tensor(self, values: list[float]) -> torch.Tensor:
         key = tuple(values)
         if self._alpha_cache is None or self._alpha_cache[0] != key:
-            self._alpha_cache = (key, torch.tensor(values, dtype=self.model.dtype, device=self.model.device))
+            # built on the host and copied without waiting (pageable memory is staged at once)
+            alpha = torch.tensor(values, dtype=self.model.dtype).to(self.model.device, non_blocking=True)
+            self._alpha_cache = (key, alpha)
         return self._alpha_cache[1]
 
     def step(self, batch: Batch):

@@ -126,13 +126,14 @@ class Trainer(Schedule):
     def next_batch(self, loop: TrainingLoop) -> Batch:
         E, B = len(loop.active), self.config.batch_size
         dev = loop.model.device
-        x, y = self.task.sample(E * B, self._length())
-        x = x.view(x.shape[0], E, B, -1).to(dev)                          # [T,E,B,I]
+        x, y = self.task.sample(E * B, self._length())                # on the host
+        x = x.view(x.shape[0], E, B, -1)                                  # [T,E,B,I]
         if loop.model.per_step:
-            y = y.view(y.shape[0], E, B, *y.shape[2:]).to(dev)             # [T,E,B(,O)]
+            y = y.view(y.shape[0], E, B, *y.shape[2:])                     # [T,E,B(,O)]
         else:
-            y = y.view(E, B, *y.shape[1:]).to(dev)                         # [E,B(,O)]
-        return Batch(x, y)
+            y = y.view(E, B, *y.shape[1:])                                 # [E,B(,O)]
+        # copied without waiting for the device (pageable memory is staged at once)
+        return Batch(x.to(dev, non_blocking=True), y.to(dev, non_blocking=True))
 
     def after_update(self, loop: TrainingLoop, out) -> None:
         if loop.update % self.config.eval_every == 0:

@@ -292,11 +292,12 @@ class NaturalTrainer(Schedule):
         if self.h is None or self.h.shape[1] != B:
             self.h = torch.zeros(len(loop.active), B, self.config.hidden, dtype=self.model.dtype, device=dev)
         elif reset is not None and bool(reset.any()):                # lanes that start a new sequence
-            self.h = torch.where(reset.to(dev).reshape(1, B, 1), torch.zeros((), dtype=self.h.dtype, device=dev),
-                                 self.h)
+            keep = ~reset.to(dev, non_blocking=True).reshape(1, B, 1)
+            self.h = torch.where(keep, self.h, torch.zeros((), dtype=self.h.dtype, device=dev))
         count = float(mask.sum())
         scale = count / B if self.config.summed_cost else 1.0     # steps per lane: the summed cost
-        return core.Batch(x.to(dev), y.to(dev), h0=self.h, mask=mask.to(dev), scale=scale, count=count)
+        return core.Batch(x.to(dev, non_blocking=True), y.to(dev, non_blocking=True), h0=self.h,
+                          mask=mask.to(dev, non_blocking=True), scale=scale, count=count)
 
     def after_update(self, loop: TrainingLoop, out) -> None:
         self.h = out.h_last
