@@ -117,6 +117,10 @@ def test_a_resumed_trainer_checkpoints_what_weights_only_loading_reads(tmp_path)
     (["train", "--length", "5"], "length"),
     (["train", "--length", "50", "--min-length", "20"], "either --length"),
     (["train", "--lr", "-0.1"], "learning rate"),
+    (["train", "--lr", "nan"], "learning rate"),
+    (["train", "--alpha", "inf"], "alpha"),
+    (["train", "--threshold", "nan"], "threshold"),
+    (["train", "--resume", "999"], "no run"),
 ])
 def test_bad_flags_are_clear_errors(tmp_path, args, message):
     res = CliRunner().invoke(main, args + ["--store", str(tmp_path / "s.sqlite"), "--no-progress"])
