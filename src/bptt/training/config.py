@@ -38,14 +38,14 @@ CONSTRAINTS = {
     "success_error": [Interval(0, 1, closed="left")],
     "strict": [Check(lambda v: isinstance(v, bool), "True or False")],
     "seeds": [Check(lambda v: isinstance(v, (list, tuple)) and len(v) > 0 and all(
-        isinstance(s, int) and not isinstance(s, bool) for s in v), "a non-empty list of distinct integers")],
+        Interval(0, None, integer=True).holds(s) for s in v), "a non-empty list of integers >= 0")],
     "data_seed": [NONE, Interval(None, None, integer=True)],
     "dtype": [Options("float32", "float64")],
     "device": [Check(lambda v: isinstance(v, str) and bool(v), "a device name such as 'cpu' or 'cuda'")],
     "record_every": [_POSITIVE_INT], "checkpoint_every": [_POSITIVE_INT],
 }
 LABELS = {"lr": "learning rate (lr)", "threshold": "clipping threshold", "alpha": "alpha (the weight of Ω)",
-          "seeds": "seeds", "init": "init", "unit": "unit"}
+          "seeds": "seeds (one per member)"}
 
 
 @dataclass
