@@ -85,9 +85,21 @@ def straight():
     return record(store)
 
 
+@pytest.fixture
+def sigterm_as_interrupt():
+    """SIGTERM raises KeyboardInterrupt, as the command line arranges."""
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    yield
+    signal.signal(signal.SIGTERM, previous)
+
+
 @pytest.mark.parametrize("update", [123, 220, 300])
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_an_interrupt_at_any_update_resumes_to_the_uninterrupted_numbers(straight, update, sig):
+def test_an_interrupt_at_any_update_resumes_to_the_uninterrupted_numbers(straight, update, sig,
+                                                                         sigterm_as_interrupt):
     store = Store(":memory:")
     trainer = Trainer(retiring(), store, group="g")
     signal_at(trainer, update, sig)
@@ -126,14 +138,26 @@ def test_an_interrupt_raised_inside_an_update_keeps_the_last_checkpoint(straight
     same(got, straight)
 
 
-def test_signals_are_deferred_only_inside_and_handlers_come_back():
+def test_signals_are_deferred_inside_then_delivered_to_their_handlers():
     before = signal.getsignal(signal.SIGINT)
-    with deferred_interrupts() as stop:
-        os.kill(os.getpid(), signal.SIGINT)
-        assert stop.requested
-    assert signal.getsignal(signal.SIGINT) is before
+    reached = []
     with pytest.raises(KeyboardInterrupt):
-        os.kill(os.getpid(), signal.SIGINT)
+        with deferred_interrupts() as stop:
+            os.kill(os.getpid(), signal.SIGINT)
+            reached.append(stop.requested)          # the signal did not interrupt this block
+    assert reached == [True] and signal.getsignal(signal.SIGINT) is before
+    seen = []
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: seen.append(signum))
+    try:
+        with deferred_interrupts():
+            os.kill(os.getpid(), signal.SIGTERM)
+            assert seen == []
+        assert seen == [signal.SIGTERM]             # delivered once, on leaving
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    with deferred_interrupts() as stop:             # nothing arrives: nothing is delivered
+        pass
+    assert not stop.requested
 
 
 def test_uniform_settings_are_the_per_member_case_with_equal_values():

@@ -4,6 +4,8 @@ import dataclasses
 import math
 import os
 import signal
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -111,15 +113,54 @@ def test_a_signal_stops_after_the_update_in_progress(monkeypatch, sig):
             os.kill(os.getpid(), sig)          # arrives in the middle of update 33
         return real(loop)
 
+    def as_interrupt(signum, frame):           # SIGTERM as the command line and sweep workers take it
+        raise KeyboardInterrupt
+
     monkeypatch.setattr(trainer, "next_batch", interrupted)
-    before = signal.getsignal(sig)
-    with pytest.raises(KeyboardInterrupt):
-        trainer.run()
+    previous = signal.signal(signal.SIGTERM, as_interrupt)
+    try:
+        before = signal.getsignal(sig)
+        with pytest.raises(KeyboardInterrupt):
+            trainer.run()
+        assert signal.getsignal(sig) is before
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert trainer.update == 33 and calls["n"] == 33
     for rid in trainer.run_ids:
         assert store.get_run(rid)["status"] == "stopped"
         step, _ = store.load_checkpoint(rid)
-        assert step == 33 and calls["n"] == 33
-    assert signal.getsignal(sig) is before and trainer.update == 33
+        assert step == 33
+
+
+SIGTERM_SCRIPT = """
+import os, signal, sys
+from bptt.store import Store
+from bptt.training.trainer import TrainConfig, Trainer
+trainer = Trainer(TrainConfig(task="temporal_order", min_length=20, max_length=20, hidden=8, seeds=[0, 1],
+                              max_updates=500, eval_every=20, check_sequences=20, eval_sequences=50),
+                  Store(sys.argv[1]))
+real = trainer.next_batch
+def next_batch(loop):
+    if loop.update == 16:
+        os.kill(os.getpid(), signal.SIGTERM)    # the default action: end the process
+    return real(loop)
+trainer.next_batch = next_batch
+trainer.run()
+print("not reached")
+"""
+
+
+def test_sigterm_with_its_default_action_ends_the_process_after_the_checkpoint(tmp_path):
+    path = tmp_path / "s.sqlite"
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    proc = subprocess.run([sys.executable, "-c", SIGTERM_SCRIPT, str(path)], env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == -signal.SIGTERM, proc.stderr
+    assert "not reached" not in proc.stdout
+    store = Store(path)
+    runs = store.list_runs()
+    assert len(runs) == 2 and {r["status"] for r in runs} == {"stopped"}
+    assert {store.load_checkpoint(r["id"])[0] for r in runs} == {17}
 
 
 def test_nonfinite_updates_are_counted_not_fatal():

@@ -371,14 +371,19 @@ class TrainingLoop:
 
 class _Stop:
     requested = False
+    signum: int | None = None
 
 
 @contextlib.contextmanager
 def deferred_interrupts() -> Iterator[_Stop]:
     """While inside, SIGINT and SIGTERM only set ``requested`` on the object yielded.
 
-    Outside the main thread (where handlers cannot be installed) nothing changes. The
-    previous handlers come back on leaving.
+    On leaving, the previous handlers come back and a signal that arrived is delivered
+    to the handler it was meant for: Python's SIGINT handler raises
+    ``KeyboardInterrupt``, a handler installed by the caller runs (the command line's
+    turns SIGTERM into ``KeyboardInterrupt``; a sweep worker's stops taking tasks), and
+    the default action of SIGTERM ends the process. Outside the main thread (where
+    handlers cannot be installed) nothing changes.
     """
     stop = _Stop()
     if threading.current_thread() is not threading.main_thread():
@@ -387,6 +392,7 @@ def deferred_interrupts() -> Iterator[_Stop]:
 
     def handler(signum, frame):  # noqa: ARG001
         stop.requested = True
+        stop.signum = signum
 
     saved = {}
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -399,3 +405,9 @@ def deferred_interrupts() -> Iterator[_Stop]:
     finally:
         for sig, old in saved.items():
             signal.signal(sig, old)
+        if stop.signum is not None:
+            old = saved.get(stop.signum)
+            if callable(old):
+                old(stop.signum, None)
+            elif old == signal.SIG_DFL:
+                signal.raise_signal(stop.signum)

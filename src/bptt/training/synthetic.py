@@ -267,7 +267,7 @@ class Trainer(Schedule):
 
         An interrupt (SIGINT, SIGTERM, ``KeyboardInterrupt``) stops after the update in
         progress, saves a checkpoint, marks the unfinished runs ``stopped`` (resume them
-        with :func:`bptt.training.resume.resume_synthetic` or :meth:`from_checkpoint`) and
+        with :func:`resume` or :meth:`from_checkpoint`) and
         is re-raised.
         """
         from tqdm.auto import tqdm
