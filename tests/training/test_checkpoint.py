@@ -253,3 +253,21 @@ def test_plain_turns_numpy_and_enums_into_plain_values_and_refuses_the_rest():
     assert torch.equal(got["b"], torch.arange(3)) and got[3] is None
     with pytest.raises(TypeError, match="only tensors"):
         ckpt.plain({"x": Foreign()})
+
+
+def test_the_newest_training_checkpoint_is_chosen_and_final_networks_are_passed_over():
+    trainer = _trainer()
+    store = trainer.store
+    net = ElmanRNN(2, 3, 1, init="basic_tanh", output="last_linear", seeds=[0])
+    ids = [store.start_run({"n": i}) for i in range(4)]
+    store.save_checkpoint(ids[0], 50, ckpt.dumps(ckpt.member(net)))
+    for rid, step in ((ids[1], 30), (ids[2], 40)):
+        trainer.loop.update = step
+        store.save_checkpoint(rid, step, ckpt.dumps(trainer.state()))
+    step, state = ckpt.latest_training(store, ids)
+    assert step == 40 and state["loop"]["update"] == 40
+    assert ckpt.latest_training(store, [ids[0], ids[3]]) is None
+    buf = io.BytesIO()
+    torch.save({"format": ckpt.FORMAT, "version": ckpt.VERSION, "kind": "optimizer"}, buf)
+    with pytest.raises(ValueError, match="unknown kind"):
+        ckpt.loads(buf.getvalue())

@@ -108,6 +108,8 @@ def loads(payload: bytes) -> dict:
         if state.get("version") != VERSION:
             raise ValueError(f"checkpoint version {state.get('version')} is newer than this library reads "
                              f"({VERSION}); upgrade bptt")
+        if state.get("kind") not in KINDS:
+            raise ValueError(f"not a bptt checkpoint: unknown kind {state.get('kind')!r}")
         return state
     return migrate_v1(state)
 
@@ -184,20 +186,19 @@ def latest_training(store, run_ids: Sequence[int]) -> tuple[int, dict] | None:
     """The newest training checkpoint among the runs ``run_ids``: ``(step, checkpoint)``.
 
     Runs whose last checkpoint is a member's network (a finished run) are passed over;
-    ``None`` when no run has a training checkpoint.
+    ``None`` when no run has a training checkpoint. Payloads are read newest first and
+    only until one is a training checkpoint (the members of an ensemble share one).
     """
     found = []
     for rid in run_ids:
         ck = store.load_checkpoint(rid)
-        if ck is None:
-            continue
-        state = loads(ck[1])
+        if ck is not None:
+            found.append((ck[0], -rid, ck[1]))
+    for step, _, payload in sorted(found, key=lambda f: f[:2], reverse=True):
+        state = loads(payload)
         if state["kind"] == "training":
-            found.append((ck[0], rid, state))
-    if not found:
-        return None
-    step, _, state = max(found, key=lambda f: (f[0], -f[1]))
-    return step, state
+            return step, state
+    return None
 
 
 def _cpu(tensors: dict) -> dict:
