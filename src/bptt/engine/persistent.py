@@ -25,6 +25,8 @@ size. On the CPU the kernel runs only under Triton's interpreter
 
 from __future__ import annotations
 
+import operator
+
 import torch
 
 from bptt.clip.norm import global_norm
@@ -58,15 +60,32 @@ def _block(n: int, least: int = 16) -> int:
     return max(least, 1 << (int(n) - 1).bit_length())
 
 
-def _interpreting() -> bool:
-    import os
-    return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
+def interpreted() -> bool:
+    """Whether the kernel was built for Triton's CPU interpreter (``TRITON_INTERPRET=1``
+    was set before :mod:`bptt.engine.persistent` was first imported)."""
+    return triton is not None and type(persistent_pass_kernel).__name__ == "InterpretedFunction"
+
+
+#: Device copies of the lengths, made once per (lengths, device): a copy from the host
+#: inside a CUDA graph capture is not allowed, and the warm-up calls before a capture
+#: fill this.
+_LENGTHS: dict[tuple, torch.Tensor] = {}
+
+
+def _device_lengths(lengths: tuple[int, ...], device: torch.device) -> torch.Tensor:
+    key = (lengths, str(device))
+    out = _LENGTHS.get(key)
+    if out is None:
+        if len(_LENGTHS) > 256:
+            _LENGTHS.clear()
+        out = _LENGTHS[key] = torch.tensor(lengths, dtype=torch.int32, device=device)
+    return out
 
 
 def _check(params: dict[str, torch.Tensor], x: torch.Tensor, *, unit: str, output: str,
            omega: str | None, h0: torch.Tensor | None, mask: torch.Tensor | None,
-           lengths, precision: str) -> torch.Tensor:
-    """Validate the arguments; return the lengths as an int32 ``[E]`` tensor on the device."""
+           lengths, precision: str) -> tuple[tuple[int, ...], torch.Tensor]:
+    """Validate the arguments; return the lengths on the host and as int32 ``[E]`` on the device."""
     if triton is None:
         raise ValueError(f"the persistent kernel needs Triton, which is not importable ({_IMPORT_ERROR}); "
                          "install it with `pip install 'bptt[gpu]'`")
@@ -84,7 +103,7 @@ def _check(params: dict[str, torch.Tensor], x: torch.Tensor, *, unit: str, outpu
         if size > MAX_BLOCK:
             raise ValueError(f"the persistent kernel holds at most {MAX_BLOCK} per dimension, "
                              f"got {name} = {size}; use bptt.engine.forward_backward")
-    if W_rec.device.type == "cpu" and not _interpreting():
+    if W_rec.device.type != "cuda" and not interpreted():
         raise ValueError("the persistent kernel runs on a CUDA device, or on the CPU only under Triton's "
                          "interpreter (set TRITON_INTERPRET=1 before importing triton)")
     if x.dim() not in (3, 4) or x.shape[-1] != I or (x.dim() == 4 and x.shape[1] != E):
@@ -98,13 +117,19 @@ def _check(params: dict[str, torch.Tensor], x: torch.Tensor, *, unit: str, outpu
     if mask is not None and tuple(mask.shape) != (T, B):
         raise ValueError(f"mask must be [T, B] = {[T, B]}, got {tuple(mask.shape)}")
     if lengths is None:
-        return torch.full((E,), T, dtype=torch.int32, device=W_rec.device)
-    lengths = torch.as_tensor(lengths).reshape(-1)
-    if lengths.numel() != E or lengths.is_floating_point():
-        raise ValueError(f"lengths must hold {E} integers (one per member), got {lengths.tolist()}")
-    if int(lengths.min()) < 1 or int(lengths.max()) > T:
-        raise ValueError(f"lengths must lie in 1..{T} (the padded length of x), got {lengths.tolist()}")
-    return lengths.to(device=W_rec.device, dtype=torch.int32)
+        host = (T,) * E
+    else:
+        if torch.is_tensor(lengths):
+            lengths = lengths.tolist()
+        try:
+            host = tuple(operator.index(n) for n in lengths)
+        except TypeError:
+            host = ()
+        if len(host) != E:
+            raise ValueError(f"lengths must hold {E} integers (one per member), got {lengths!r}")
+        if min(host) < 1 or max(host) > T:
+            raise ValueError(f"lengths must lie in 1..{T} (the padded length of x), got {list(host)}")
+    return host, _device_lengths(host, W_rec.device)
 
 
 def _strides(t: torch.Tensor, per_member: bool, per_step: bool, vector: bool) -> tuple[int, int, int, int]:
@@ -208,15 +233,18 @@ def persistent_forward_backward(
     """
     if omega_bound < 0:
         raise ValueError(f"omega_bound must be >= 0, got {omega_bound}")
-    lengths_t = _check(params, x, unit=unit, output=output, omega=omega, h0=h0, mask=mask,
-                       lengths=lengths, precision=precision)
+    host_lengths, lengths_t = _check(params, x, unit=unit, output=output, omega=omega, h0=h0, mask=mask,
+                                     lengths=lengths, precision=precision)
+    params = {k: v.contiguous() for k, v in params.items()}
+    h0 = None if h0 is None else h0.to(params["W_rec"].dtype).contiguous()
+    mask = None if mask is None else mask.to(params["W_rec"].dtype).contiguous()
     W_rec, W_out = params["W_rec"], params["W_out"]
     E, H, _ = W_rec.shape
     O = W_out.shape[2]
     T, B = x.shape[0], x.shape[-2]
     dtype, dev = W_rec.dtype, W_rec.device
     per_step = output in PER_STEP
-    ragged = lengths is not None and bool((lengths_t != T).any())
+    ragged = min(host_lengths) < T
     ws = workspace or Workspace()
 
     def buf(name, shape, fill=None):
@@ -309,8 +337,11 @@ def persistent_evaluate(
     """
     if output == "last_linear" and tolerance is None:
         raise ValueError("a last_linear output needs a tolerance to count errors")
-    lengths_t = _check(params, x, unit=unit, output=output, omega=None, h0=h0, mask=mask,
-                       lengths=lengths, precision=precision)
+    _, lengths_t = _check(params, x, unit=unit, output=output, omega=None, h0=h0, mask=mask,
+                          lengths=lengths, precision=precision)
+    params = {k: v.contiguous() for k, v in params.items()}
+    h0 = None if h0 is None else h0.to(params["W_rec"].dtype).contiguous()
+    mask = None if mask is None else mask.to(params["W_rec"].dtype).contiguous()
     W_rec = params["W_rec"]
     E, H, _ = W_rec.shape
     B = x.shape[-2]
