@@ -250,3 +250,19 @@ def test_unsupported_options_are_refused_with_a_reason():
     with pytest.raises(ValueError, match="tolerance"):
         persistent_evaluate(params, x, torch.rand(B, O, dtype=torch.float64), unit="tanh",
                             output="last_linear")
+
+
+def test_device_screen_at_per_member_lengths():
+    from bptt.engine.screen import error_rate
+    from bptt.tasks.device import sample_on_device
+
+    model = ElmanRNN(6, 8, 4, ensemble=2, init="smart_tanh", seed=0)
+    params = {k: p.detach() for k, p in model.params.items()}
+    g = torch.Generator().manual_seed(0)
+    x, y = sample_on_device("temporal_order", 40, [10, 20], g, "cpu")
+    rate = error_rate(params, lambda n: (x, y), 40, unit="tanh", output="last_softmax", lengths=[10, 20],
+                      kernel="persistent", chunk=40)
+    for e, L in enumerate([10, 20]):
+        p = {k: v[e:e + 1] for k, v in params.items()}
+        wrong = evaluate(p, x[:L, e:e + 1], y[e:e + 1], unit="tanh", output="last_softmax").wrong
+        assert float(rate[e]) == pytest.approx(float(wrong.float().mean()))
