@@ -47,7 +47,9 @@ def test_without_cuda_it_says_so():
 
 
 @pytest.mark.slow
-def test_tiny_run_of_every_path_under_the_interpreter(tmp_path):
+def test_tiny_run_of_every_path_under_the_interpreter(tmp_path, request):
+    if "slow" not in (request.config.getoption("-m") or ""):
+        pytest.skip("about 90 s under the interpreter: run with -m slow")
     pytest.importorskip("triton")
     out = tmp_path / "r.json"
     proc = run("--interpret", "--tiny", "--full-ensemble", "--json", str(out), timeout=600)
