@@ -82,9 +82,21 @@ def _device_lengths(lengths: tuple[int, ...], device: torch.device) -> torch.Ten
     return out
 
 
+def launch_config(H: int, B: int) -> tuple[int, int]:
+    """``(BLOCK_B, num_warps)`` by default: 16 sequences a program, and 8 warps from 64
+    hidden units on.
+
+    Compiled for sm_90 with ``input_precision="ieee"``, the Figure 7 network (H = 50,
+    padded to 64) uses 192 registers a thread and spills nothing with 16 sequences and
+    8 warps, but spills with 32 sequences or 4 warps (``tests/engine/test_persistent_compile.py``);
+    at H = 128 it spills a little whatever the choice.
+    """
+    return 16, (8 if _block(H) >= 64 else 4)
+
+
 def _check(params: dict[str, torch.Tensor], x: torch.Tensor, *, unit: str, output: str,
            omega: str | None, h0: torch.Tensor | None, mask: torch.Tensor | None,
-           lengths, precision: str) -> tuple[tuple[int, ...], torch.Tensor]:
+           lengths, precision: str, block_b: int | None = None) -> tuple[tuple[int, ...], torch.Tensor]:
     """Validate the arguments; return the lengths on the host and as int32 ``[E]`` on the device."""
     if triton is None:
         raise ValueError(f"the persistent kernel needs Triton, which is not importable ({_IMPORT_ERROR}); "
@@ -92,6 +104,8 @@ def _check(params: dict[str, torch.Tensor], x: torch.Tensor, *, unit: str, outpu
     check_unit(unit)
     check_output(output)
     check_omega(omega)
+    if block_b is not None and (block_b < 16 or block_b & (block_b - 1)):
+        raise ValueError(f"block_b must be a power of two >= 16, got {block_b}")
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
     W_rec = params["W_rec"]
@@ -143,7 +157,7 @@ def _strides(t: torch.Tensor, per_member: bool, per_step: bool, vector: bool) ->
 
 
 def _launch(params, x, y, *, unit, output, backward, omega, h0, mask, lengths, inv_count, tolerance,
-            bufs, precision, num_warps):
+            bufs, precision, num_warps, block_b):
     W_rec = params["W_rec"]
     E, H, _ = W_rec.shape
     I, O = params["W_in"].shape[1], params["W_out"].shape[2]
@@ -153,7 +167,9 @@ def _launch(params, x, y, *, unit, output, backward, omega, h0, mask, lengths, i
     y_member = y.dim() == (1 if not per_step else 2) + (0 if classes else 1) + 1
     sx = _strides(x, x.dim() == 4, True, True)
     sy = _strides(y, y_member, per_step, not classes)
-    block_b = min(_block(B), 32)
+    default_b, default_warps = launch_config(H, B)
+    block_b = block_b or default_b
+    num_warps = num_warps or default_warps
     dummy = bufs["loss"]
     grid = (E, triton.cdiv(B, block_b))
     persistent_pass_kernel[grid](
@@ -165,7 +181,7 @@ def _launch(params, x, y, *, unit, output, backward, omega, h0, mask, lengths, i
         bufs.get("gn", dummy), bufs.get("dz", dummy), bufs["loss"], bufs["wrong"], bufs["h_last"],
         E, T, B, I, H, O,
         UNIT=UNITS.index(unit), OUTPUT=OUTPUTS.index(output), BACKWARD=backward, OMEGA=bool(omega),
-        HAS_H0=h0 is not None, HAS_MASK=mask is not None,
+        PER_STEP=per_step, CLASSES=classes, HAS_H0=h0 is not None, HAS_MASK=mask is not None,
         BLOCK_B=block_b, BLOCK_I=_block(I), BLOCK_H=_block(H), BLOCK_O=_block(O),
         PRECISION=precision, num_warps=num_warps)
 
@@ -196,7 +212,8 @@ def persistent_forward_backward(
     lengths=None,
     omega_bound: float = OMEGA_BOUND,
     precision: str = "ieee",
-    num_warps: int = 4,
+    num_warps: int | None = None,
+    block_b: int | None = None,
     workspace: Workspace | None = None,
 ) -> StepResult:
     """Loss, exact gradients, Ω and the gradient norm of every member, the sweeps in one kernel.
@@ -221,7 +238,8 @@ def persistent_forward_backward(
             step, and its loss and Ω are averaged over its own steps.
         omega_bound: pairs with ‖∂E/∂h_{k+1}‖² below this are left out of Ω (≥ 0).
         precision: ``tl.dot``'s input precision (see :data:`PRECISIONS`).
-        num_warps: warps per program.
+        num_warps: warps per program (default: :func:`launch_config`).
+        block_b: sequences per program, a power of two ≥ 16 (default: :func:`launch_config`).
         workspace: buffers to reuse between calls (default: fresh ones).
 
     Returns:
@@ -234,7 +252,7 @@ def persistent_forward_backward(
     if omega_bound < 0:
         raise ValueError(f"omega_bound must be >= 0, got {omega_bound}")
     host_lengths, lengths_t = _check(params, x, unit=unit, output=output, omega=omega, h0=h0, mask=mask,
-                                     lengths=lengths, precision=precision)
+                                     lengths=lengths, precision=precision, block_b=block_b)
     params = {k: v.contiguous() for k, v in params.items()}
     h0 = None if h0 is None else h0.to(params["W_rec"].dtype).contiguous()
     mask = None if mask is None else mask.to(params["W_rec"].dtype).contiguous()
@@ -265,7 +283,7 @@ def persistent_forward_backward(
     x_in = x if x.dtype == dtype else x.to(dtype)
     _launch(params, x_in, y, unit=unit, output=output, backward=True, omega=omega, h0=h0, mask=mask,
             lengths=lengths_t, inv_count=1.0 / counts, tolerance=None, bufs=bufs,
-            precision=precision, num_warps=num_warps)
+            precision=precision, num_warps=num_warps, block_b=block_b)
 
     hs, delta, dz = bufs["hs"], bufs["delta"], bufs["dz"]
     loss = bufs["loss"].sum(1)
@@ -319,7 +337,8 @@ def persistent_evaluate(
     mask: torch.Tensor | None = None,
     lengths=None,
     precision: str = "ieee",
-    num_warps: int = 4,
+    num_warps: int | None = None,
+    block_b: int | None = None,
 ) -> Evaluation:
     """Loss and per-sequence errors, forward only, every member at its own length.
 
@@ -328,7 +347,7 @@ def persistent_evaluate(
     that keeps no states.
 
     Args:
-        params, x, y, unit, output, h0, mask, lengths, precision, num_warps: as
+        params, x, y, unit, output, h0, mask, lengths, precision, num_warps, block_b: as
             :func:`persistent_forward_backward`.
         tolerance: the squared error above which a ``last_linear`` output is wrong.
 
@@ -338,7 +357,7 @@ def persistent_evaluate(
     if output == "last_linear" and tolerance is None:
         raise ValueError("a last_linear output needs a tolerance to count errors")
     _, lengths_t = _check(params, x, unit=unit, output=output, omega=None, h0=h0, mask=mask,
-                          lengths=lengths, precision=precision)
+                          lengths=lengths, precision=precision, block_b=block_b)
     params = {k: v.contiguous() for k, v in params.items()}
     h0 = None if h0 is None else h0.to(params["W_rec"].dtype).contiguous()
     mask = None if mask is None else mask.to(params["W_rec"].dtype).contiguous()
@@ -352,6 +371,6 @@ def persistent_evaluate(
     counts = _counts(output, mask, lengths_t, B, dtype)
     _launch(params, x if x.dtype == dtype else x.to(dtype), y, unit=unit, output=output, backward=False,
             omega=None, h0=h0, mask=mask, lengths=lengths_t, inv_count=1.0 / counts, tolerance=tolerance,
-            bufs=bufs, precision=precision, num_warps=num_warps)
+            bufs=bufs, precision=precision, num_warps=num_warps, block_b=block_b)
     wrong = None if output == "sigmoid" else bufs["wrong"].bool()
     return Evaluation(loss=bufs["loss"].sum(1), wrong=wrong, h_last=bufs["h_last"])

@@ -19,7 +19,9 @@ one launch serves members of different lengths.
 
 Codes of the compile-time options (see :mod:`bptt.engine.persistent`):
 ``UNIT`` 0 tanh, 1 sigmoid, 2 relu, 3 linear; ``OUTPUT`` 0 last_softmax, 1 softmax
-(per step), 2 last_linear, 3 sigmoid (per step).
+(per step), 2 last_linear, 3 sigmoid (per step); ``PER_STEP`` (outputs 1 and 3) and
+``CLASSES`` (outputs 0 and 1) are derived from ``OUTPUT`` by the caller. Offsets are
+32-bit: every buffer must hold fewer than 2³¹ elements.
 """
 
 from __future__ import annotations
@@ -57,30 +59,17 @@ def _derivative(h, UNIT: tl.constexpr):
 
 
 @triton.jit
-def _targets(y_step, co, r_ok, bo_ok, sy_o, dtype, CLASSES: tl.constexpr):
-    """The targets of one step: ``(classes [BB], values [BB, OB])``, the unused one 0.
-
-    ``y_step`` ``[BB]`` pointers to each row's target at this step.
-    """
-    if CLASSES:
-        y_cls = tl.load(y_step, mask=r_ok, other=0)
-        y_val = 0.0
-    else:
-        y_cls = 0
-        y_val = tl.load(y_step[:, None] + co[None, :] * sy_o, mask=bo_ok, other=0.0).to(dtype)
-    return y_cls, y_val
-
-
-@triton.jit
-def _output_error(z, y_cls, y_val, cols, o_ok, tolerance, OUTPUT: tl.constexpr):
+def _output_error(z, y_step, co, r_ok, o_ok, sy_o, tolerance, OUTPUT: tl.constexpr, CLASSES: tl.constexpr):
     """Loss per row, ∂loss/∂z and whether the row is wrong, as :mod:`bptt.engine.outputs`.
 
-    ``z`` ``[BB, OB]`` output pre-activations; ``y_cls`` ``[BB]`` class targets (softmax
-    outputs); ``y_val`` ``[BB, OB]`` float targets (the others); ``cols`` ``[1, OB]``
-    the column indices and ``o_ok`` the real ones. Returns
-    ``(nll [BB], dz [BB, OB], wrong [BB] int32)``.
+    ``z`` ``[BB, OB]`` output pre-activations; ``y_step`` ``[BB]`` pointers to each
+    row's target at this step (a class index for softmax outputs, else a row of O
+    floats with stride ``sy_o``); ``co`` the output columns, ``o_ok`` ``[1, OB]`` the
+    real ones. Returns ``(nll [BB], dz [BB, OB], wrong [BB] int32)``.
     """
-    if OUTPUT == 0 or OUTPUT == 1:
+    cols = co[None, :]
+    if CLASSES:
+        y_cls = tl.load(y_step, mask=r_ok, other=0)
         zm = tl.where(o_ok, z, float("-inf"))
         top = tl.max(zm, axis=1)
         ex = tl.exp(zm - top[:, None])
@@ -92,16 +81,18 @@ def _output_error(z, y_cls, y_val, cols, o_ok, tolerance, OUTPUT: tl.constexpr):
         # argmax ≠ y, with argmax's first-index rule for ties
         beats = (zm > z_y[:, None]) | ((zm == z_y[:, None]) & (cols < y_cls[:, None]))
         wrong = tl.max(beats.to(tl.int32), axis=1)
-    elif OUTPUT == 2:
-        diff = tl.where(o_ok, z - y_val, 0.0)
-        nll = tl.sum(diff * diff, axis=1)
-        dz = 2.0 * diff
-        wrong = (nll > tolerance).to(tl.int32)
     else:
-        per = tl.maximum(z, 0.0) - z * y_val + tl.log(1.0 + tl.exp(-tl.abs(z)))
-        nll = tl.sum(tl.where(o_ok, per, 0.0), axis=1)
-        dz = tl.where(o_ok, 1.0 / (1.0 + tl.exp(-z)) - y_val, 0.0)
-        wrong = tl.zeros(nll.shape, tl.int32)
+        y_val = tl.load(y_step[:, None] + cols * sy_o, mask=r_ok[:, None] & o_ok, other=0.0).to(z.dtype)
+        if OUTPUT == 2:
+            diff = tl.where(o_ok, z - y_val, 0.0)
+            nll = tl.sum(diff * diff, axis=1)
+            dz = 2.0 * diff
+            wrong = (nll > tolerance).to(tl.int32)
+        else:
+            per = tl.maximum(z, 0.0) - z * y_val + tl.log(1.0 + tl.exp(-tl.abs(z)))
+            nll = tl.sum(tl.where(o_ok, per, 0.0), axis=1)
+            dz = tl.where(o_ok, 1.0 / (1.0 + tl.exp(-z)) - y_val, 0.0)
+            wrong = (nll < 0).to(tl.int32)                    # no per-sequence error: all 0
     return nll, dz, wrong
 
 
@@ -117,7 +108,7 @@ def persistent_pass_kernel(
     # sizes
     E, T, B, I, H, O,
     UNIT: tl.constexpr, OUTPUT: tl.constexpr, BACKWARD: tl.constexpr, OMEGA: tl.constexpr,
-    HAS_H0: tl.constexpr, HAS_MASK: tl.constexpr,
+    PER_STEP: tl.constexpr, CLASSES: tl.constexpr, HAS_H0: tl.constexpr, HAS_MASK: tl.constexpr,
     BLOCK_B: tl.constexpr, BLOCK_I: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_O: tl.constexpr,
     PRECISION: tl.constexpr,
 ):
@@ -131,8 +122,6 @@ def persistent_pass_kernel(
     touched. Without ``BACKWARD`` only ``loss``, ``wrong`` and ``h_last`` are written
     (evaluation: per-step outputs are then read during the forward sweep).
     """
-    PER_STEP: tl.constexpr = OUTPUT == 1 or OUTPUT == 3
-    CLASSES: tl.constexpr = OUTPUT == 0 or OUTPUT == 1
     e = tl.program_id(0)
     rows = tl.program_id(1) * BLOCK_B + tl.arange(0, BLOCK_B)
     r_ok = rows < B
@@ -183,8 +172,8 @@ def persistent_pass_kernel(
             tl.store(hs_base + (t + 1) * B * H + bh, h, mask=bh_ok)
         elif PER_STEP:
             z = tl.dot(h, W_out, input_precision=PRECISION) + b_out
-            y_cls, y_val = _targets(y_rows + t * sy_t, co, r_ok, bo_ok, sy_o, W.dtype, CLASSES)
-            nll, dz, wrong = _output_error(z, y_cls, y_val, co[None, :], o_ok, tolerance, OUTPUT)
+            nll, dz, wrong = _output_error(z, y_rows + t * sy_t, co, r_ok, o_ok, sy_o, tolerance,
+                                           OUTPUT, CLASSES)
             if HAS_MASK:
                 weight = tl.load(mask_ptr + t * B + rows, mask=r_ok, other=0.0).to(W.dtype)
                 nll = nll * weight
@@ -195,8 +184,7 @@ def persistent_pass_kernel(
 
     if not PER_STEP:                                          # the output at the last step
         z = tl.dot(h, W_out, input_precision=PRECISION) + b_out
-        y_cls, y_val = _targets(y_rows, co, r_ok, bo_ok, sy_o, W.dtype, CLASSES)
-        nll, dz, wrong_acc = _output_error(z, y_cls, y_val, co[None, :], o_ok, tolerance, OUTPUT)
+        nll, dz, wrong_acc = _output_error(z, y_rows, co, r_ok, o_ok, sy_o, tolerance, OUTPUT, CLASSES)
         loss_acc = tl.where(r_ok, nll, 0.0) * inv_count
         dz = tl.where(r_ok[:, None], dz, 0.0) * inv_count
         if BACKWARD:
@@ -220,8 +208,8 @@ def persistent_pass_kernel(
             h_t = tl.load(hs_base + t * B * H + bh, mask=bh_ok, other=0.0)
             if PER_STEP:
                 z = tl.dot(h_t, W_out, input_precision=PRECISION) + b_out
-                y_cls, y_val = _targets(y_rows + (t - 1) * sy_t, co, r_ok, bo_ok, sy_o, W.dtype, CLASSES)
-                nll, dz, wrong = _output_error(z, y_cls, y_val, co[None, :], o_ok, tolerance, OUTPUT)
+                nll, dz, wrong = _output_error(z, y_rows + (t - 1) * sy_t, co, r_ok, o_ok, sy_o, tolerance,
+                                               OUTPUT, CLASSES)
                 scale = tl.where(r_ok, inv_count, 0.0)
                 if HAS_MASK:
                     scale = scale * tl.load(mask_ptr + (t - 1) * B + rows, mask=r_ok, other=0.0).to(W.dtype)
