@@ -6,8 +6,9 @@ Two measurements, all in one process on one CUDA device:
 1. **Per update, E = 1, 2, 4, …, 512**: one full training step of an ensemble of E
    Elman networks on the temporal order problem (length ``--length``, minibatches of
    ``--batch``, ``--hidden`` tanh units, Ω squared with α = 2, clipping at 1, SGD):
-   ``ElmanRNN.forward_backward(..., kernel="persistent")`` (rows ``persistent``; with
-   ``--graph-persistent`` also replayed as a CUDA graph) against today's CUDA-graph
+   the persistent kernel's pass (rows ``persistent``, launched directly, and
+   ``persistent_graph``, replayed as a CUDA graph with the torch work around it, as
+   ``cuda_graph=True`` does) against today's CUDA-graph
    pass (``cuda_graph=True``, :mod:`bptt.engine.graphs`); and at E = 1 against cuDNN:
    ``torch.nn.RNN`` + ``nn.Linear``, cross-entropy, autograd, ``clip_grad_norm_``,
    ``torch.optim.SGD`` (no Ω). Contenders are timed in interleaved rounds; every
@@ -52,8 +53,10 @@ def parse(argv=None) -> argparse.Namespace:
     p.add_argument("--min-time", type=float, default=0.2, help="seconds each timed block lasts at least")
     p.add_argument("--warmup", type=int, default=3, help="untimed updates before timing")
     p.add_argument("--precision", default="ieee", help="tl.dot precision of the kernel: ieee, tf32, tf32x3")
-    p.add_argument("--graph-persistent", action="store_true",
-                   help="also time the persistent pass replayed as a CUDA graph")
+    p.add_argument("--block-b", type=int, default=None, help="sequences per program (default: the kernel's)")
+    p.add_argument("--num-warps", type=int, default=None, help="warps per program (default: the kernel's)")
+    p.add_argument("--no-graph-persistent", dest="graph_persistent", action="store_false",
+                   help="do not time the persistent pass replayed as a CUDA graph")
     p.add_argument("--slice-length", type=int, default=250)
     p.add_argument("--slice-updates", type=int, default=2000)
     p.add_argument("--screen-every", type=int, default=1000)
@@ -148,7 +151,7 @@ def time_interleaved(steps: dict, args, device) -> dict[str, list[float]]:
 # -- 1. per update --------------------------------------------------------------------------
 
 
-def engine_step(model, x, y, *, kernel: str, graph: bool, precision: str):
+def engine_step(model, x, y, *, kernel: str, graph: bool, precision: str, block_b=None, num_warps=None):
     """One training update of the whole ensemble: pass, guard, clipping, SGD.
 
     ``kernel="exact"`` runs the model's own pass (``cuda_graph=graph``); ``"persistent"``
@@ -163,7 +166,8 @@ def engine_step(model, x, y, *, kernel: str, graph: bool, precision: str):
     from bptt.optim.sgd import nonfinite, sgd_update
 
     params = {k: p.detach() for k, p in model.params.items()}
-    fn = functools.partial(persistent_forward_backward, precision=precision)
+    fn = functools.partial(persistent_forward_backward, precision=precision, block_b=block_b,
+                           num_warps=num_warps)
     cache = GraphCache(fn) if graph and kernel == "persistent" and x.is_cuda else None
     options = {"unit": model.unit, "output": model.output, "omega": "squared"}
 
@@ -210,13 +214,12 @@ def per_update(args, device) -> list[dict]:
         x, y = sample_on_device("temporal_order", args.batch, [args.length] * E, g, device)
         models = {k: ElmanRNN(6, args.hidden, 4, ensemble=E, init="smart_tanh", seed=0, device=device)
                   for k in ("persistent", "graph", "persistent_graph")}
-        steps = {"persistent": engine_step(models["persistent"], x, y, kernel="persistent", graph=False,
-                                           precision=args.precision),
-                 "graph": engine_step(models["graph"], x, y, kernel="exact", graph=True,
-                                      precision=args.precision)}
-        if args.graph_persistent:
+        kw = {"precision": args.precision, "block_b": args.block_b, "num_warps": args.num_warps}
+        steps = {"persistent": engine_step(models["persistent"], x, y, kernel="persistent", graph=False, **kw),
+                 "graph": engine_step(models["graph"], x, y, kernel="exact", graph=True, **kw)}
+        if args.graph_persistent and device.type == "cuda":
             steps["persistent_graph"] = engine_step(models["persistent_graph"], x, y, kernel="persistent",
-                                                    graph=True, precision=args.precision)
+                                                    graph=True, **kw)
         if E == 1:
             steps["cudnn"] = cudnn_step(x[:, 0], y[0], args.hidden, device)
         samples = time_interleaved(steps, args, device)
@@ -281,7 +284,7 @@ def protocol_slice(args, device, full: bool) -> dict:
             x, y = sample_on_device("temporal_order", paper.BATCH_SIZE if not args.tiny else args.batch,
                                     member_lengths, g, device)
             out = model.forward_backward(x, y, alpha=alpha, omega="squared", kernel="persistent",
-                                         lengths=member_lengths)
+                                         lengths=member_lengths, cuda_graph=True)
             grads, _ = clip_by_global_norm(out.grads, thr, norm=out.grad_norm)
             sgd_update(model.params, grads, lr=paper.LEARNING_RATE, bad=nonfinite(out.grad_norm))
 
