@@ -1,4 +1,4 @@
-"""The persistent kernel compiles for a Hopper GPU (sm_90) on a machine without one.
+"""The persistent kernel compiled for a GPU: for sm_90 without a device, and on CUDA when there is one.
 
 Triton lowers the kernel to PTX and assembles it with the ``ptxas`` its wheel ships,
 no device needed; this catches what the interpreter cannot (constructs the compiler
@@ -65,3 +65,53 @@ def test_figure7_configuration_compiles_for_sm90_without_spills(unit, output):
     if last == "spills unknown":
         pytest.skip("no ptxas in the Triton wheel reads this PTX: compiled to PTX only")
     assert last == "spills 0", proc.stdout
+
+
+CUDA_PROGRAM = r'''
+import itertools, torch
+from bptt.engine import forward_backward
+from bptt.engine.persistent import persistent_evaluate, persistent_forward_backward
+from bptt.models.init import ensemble_init
+
+dev = "cuda"
+g = torch.Generator(device=dev).manual_seed(0)
+failures = []
+for unit, output, omega in itertools.product(["tanh", "sigmoid", "relu", "linear"],
+                                             ["last_softmax", "softmax", "last_linear", "sigmoid"],
+                                             [None, "squared", "plain"]):
+    E, T, B, I, H, O = 3, 40, 20, 6, 50, 4
+    p = ensemble_init("smart_tanh", I, H, O, [0, 1, 2], device=dev)
+    x = torch.randn(T, E, B, I, generator=g, device=dev)
+    if output == "last_softmax":
+        y = torch.randint(O, (E, B), generator=g, device=dev)
+    elif output == "softmax":
+        y = torch.randint(O, (T, E, B), generator=g, device=dev)
+    elif output == "last_linear":
+        y = torch.rand(E, B, O, generator=g, device=dev)
+    else:
+        y = (torch.rand(T, E, B, O, generator=g, device=dev) < 0.3).float()
+    lengths = [T, T // 2, 7]
+    a = persistent_forward_backward(p, x, y, unit=unit, output=output, alpha=2.0, omega=omega, lengths=lengths)
+    for e, L in enumerate(lengths):
+        pe = {k: v[e:e + 1] for k, v in p.items()}
+        ye = y[:L, e:e + 1] if output in ("softmax", "sigmoid") else y[e:e + 1]
+        b = forward_backward(pe, x[:L, e:e + 1], ye, unit=unit, output=output, alpha=2.0, omega=omega)
+        for k in b.grads:
+            err = float((a.grads[k][e] - b.grads[k][0]).abs().max() / b.grads[k].abs().max().clamp_min(1e-30))
+            if err > 1e-3:
+                failures.append((unit, output, omega, e, k, err))
+        for f in ("loss", "omega"):
+            if not torch.allclose(getattr(a, f)[e], getattr(b, f)[0], rtol=1e-4, atol=1e-6):
+                failures.append((unit, output, omega, e, f))
+print("failures", failures)
+'''
+
+
+@pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="no CUDA device on this machine")
+def test_compiled_kernel_matches_the_exact_engine_on_cuda():
+    env = dict(os.environ, PYTHONPATH=SRC + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env.pop("TRITON_INTERPRET", None)
+    proc = subprocess.run([sys.executable, "-c", CUDA_PROGRAM], capture_output=True, text=True,
+                          timeout=900, env=env)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    assert proc.stdout.strip().splitlines()[-1] == "failures []", proc.stdout[-4000:]
