@@ -268,3 +268,15 @@ def test_device_screen_at_per_member_lengths():
         p = {k: v[e:e + 1] for k, v in params.items()}
         wrong = evaluate(p, x[:L, e:e + 1], y[e:e + 1], unit="tanh", output="last_softmax").wrong
         assert float(rate[e]) == pytest.approx(float(wrong.float().mean()))
+
+
+def test_targets_of_the_wrong_shape_or_kind_are_refused():
+    params = make_params("tanh")
+    x, y = make_batch("softmax", T, B, I, O)
+    with pytest.raises(ValueError, match=r"shape \[6, 3\] or \[6, 2, 3\]"):
+        persistent_forward_backward(params, x, y[:4], unit="tanh", output="softmax")
+    with pytest.raises(ValueError, match="class indices"):
+        persistent_forward_backward(params, x, y.double(), unit="tanh", output="softmax")
+    with pytest.raises(ValueError, match="floats"):
+        persistent_evaluate(params, x, torch.zeros(B, O, dtype=torch.long), unit="tanh",
+                            output="last_linear", tolerance=0.1)

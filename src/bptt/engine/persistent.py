@@ -94,6 +94,23 @@ def launch_config(H: int, B: int) -> tuple[int, int]:
     return 16, (8 if _block(H) >= 64 else 4)
 
 
+def _check_targets(y: torch.Tensor, output: str, T: int, E: int, B: int, O: int, device) -> None:
+    """The kernel reads targets by strides: a wrong shape would read out of bounds."""
+    per_step = output in PER_STEP
+    classes = output in ("last_softmax", "softmax")
+    lead = (T,) if per_step else ()
+    tail = () if classes else (O,)
+    shapes = [lead + (B,) + tail, lead + (E, B) + tail]
+    if tuple(y.shape) not in shapes:
+        raise ValueError(f"targets of a {output} output must have shape {list(shapes[0])} or "
+                         f"{list(shapes[1])}, got {list(y.shape)}")
+    if classes == y.is_floating_point():
+        raise ValueError(f"targets of a {output} output must be "
+                         f"{'class indices (integers)' if classes else 'floats'}, got {y.dtype}")
+    if y.device != device:
+        raise ValueError(f"targets are on {y.device}, the parameters on {device}")
+
+
 def _check(params: dict[str, torch.Tensor], x: torch.Tensor, *, unit: str, output: str,
            omega: str | None, h0: torch.Tensor | None, mask: torch.Tensor | None,
            lengths, precision: str, block_b: int | None = None) -> tuple[tuple[int, ...], torch.Tensor]:
@@ -126,6 +143,8 @@ def _check(params: dict[str, torch.Tensor], x: torch.Tensor, *, unit: str, outpu
     B = x.shape[-2]
     if T < 1:
         raise ValueError("x must have at least one time step")
+    if x.device != W_rec.device:
+        raise ValueError(f"x is on {x.device}, the parameters on {W_rec.device}")
     if h0 is not None and tuple(h0.shape) != (E, B, H):
         raise ValueError(f"h0 must be [E, B, H] = {[E, B, H]}, got {tuple(h0.shape)}")
     if mask is not None and tuple(mask.shape) != (T, B):
@@ -253,6 +272,8 @@ def persistent_forward_backward(
         raise ValueError(f"omega_bound must be >= 0, got {omega_bound}")
     host_lengths, lengths_t = _check(params, x, unit=unit, output=output, omega=omega, h0=h0, mask=mask,
                                      lengths=lengths, precision=precision, block_b=block_b)
+    _check_targets(y, output, x.shape[0], params["W_rec"].shape[0], x.shape[-2], params["W_out"].shape[2],
+                   params["W_rec"].device)
     params = {k: v.contiguous() for k, v in params.items()}
     h0 = None if h0 is None else h0.to(params["W_rec"].dtype).contiguous()
     mask = None if mask is None else mask.to(params["W_rec"].dtype).contiguous()
@@ -358,6 +379,8 @@ def persistent_evaluate(
         raise ValueError("a last_linear output needs a tolerance to count errors")
     _, lengths_t = _check(params, x, unit=unit, output=output, omega=None, h0=h0, mask=mask,
                           lengths=lengths, precision=precision, block_b=block_b)
+    _check_targets(y, output, x.shape[0], params["W_rec"].shape[0], x.shape[-2], params["W_out"].shape[2],
+                   params["W_rec"].device)
     params = {k: v.contiguous() for k, v in params.items()}
     h0 = None if h0 is None else h0.to(params["W_rec"].dtype).contiguous()
     mask = None if mask is None else mask.to(params["W_rec"].dtype).contiguous()
