@@ -19,9 +19,10 @@ Two measurements, all in one process on one CUDA device:
    (MSGD: no clipping, α = 0; MSGD-C: threshold 1; MSGD-CR: threshold 1, α = 4),
    batches drawn on the device (:mod:`bptt.tasks.device`) and a success screen every
    ``--screen-every`` updates (:mod:`bptt.engine.screen`, one host read per screen).
-   The sigmoid-unit initialization trains as a second launch beside the tanh ones.
-   With ``--full-ensemble`` the same is timed for all 225 runs of Figure 7 in one
-   ensemble per unit, members of the five lengths together (``lengths=``).
+   All members train in one launch per update: the sigmoid initialization's members
+   have sigmoid units, the others tanh units (``unit=`` one name per member). With
+   ``--full-ensemble`` the same is timed for all 225 runs of Figure 7 in one
+   ensemble, members of the five lengths together (``lengths=``).
    From the measured rate the script estimates the wall time of the full budget
    (every run to the paper's 5,000,000-update cap, none leaving early).
 
@@ -62,7 +63,7 @@ def parse(argv=None) -> argparse.Namespace:
     p.add_argument("--screen-every", type=int, default=1000)
     p.add_argument("--screen-sequences", type=int, default=200)
     p.add_argument("--full-ensemble", action="store_true",
-                   help="also time all 225 runs of Figure 7 in one ragged ensemble per unit")
+                   help="also time all 225 runs of Figure 7 in one ensemble (five lengths, two units)")
     p.add_argument("--json", default=os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                                   "results-persistent.json"))
     p.add_argument("--interpret", action="store_true",
@@ -246,6 +247,8 @@ def protocol_slice(args, device, full: bool) -> dict:
     import torch
     from bptt import ElmanRNN
     from bptt.clip import clip_by_global_norm
+    from bptt.engine.graphs import GraphCache
+    from bptt.engine.persistent import persistent_forward_backward
     from bptt.engine.screen import error_rate
     from bptt.experiments import paper
     from bptt.models.init import DEFAULT_UNIT
@@ -257,45 +260,39 @@ def protocol_slice(args, device, full: bool) -> dict:
     else:
         lengths = list(paper.FIGURE7_LENGTHS) if full else [args.slice_length]
     seeds = 2 if args.tiny else paper.FIGURE7_SEEDS
-    groups = {}                                  # unit → members (init, method, length, seed)
-    for init in paper.FIGURE7_INITS:
-        for method in paper.FIGURE7_METHODS:
-            for L in lengths:
-                for seed in range(seeds):
-                    groups.setdefault(DEFAULT_UNIT[init], []).append((init, method, L, seed))
+    members = [(init, method, L, seed) for init in paper.FIGURE7_INITS for method in paper.FIGURE7_METHODS
+               for L in lengths for seed in range(seeds)]
+    units = tuple(DEFAULT_UNIT[m[0]] for m in members)       # sigmoid init: sigmoid units; else tanh
+    member_lengths = tuple(m[2] for m in members)
+    model = ElmanRNN(6, args.hidden, 4, seeds=[m[3] for m in members], init="smart_tanh", device=device)
+    with torch.no_grad():                                    # each member's own initialization
+        for i, (init, _, _, seed) in enumerate(members):
+            one = ElmanRNN(6, args.hidden, 4, seeds=[seed], init=init, device=device)
+            for k, p in model.params.items():
+                p[i].copy_(one.params[k][0])
+    params = {k: p.detach() for k, p in model.params.items()}
+    thr = torch.tensor([paper.THRESHOLD if m[1] != "msgd" else float("inf") for m in members], device=device)
+    alpha = torch.tensor([paper.ALPHA if m[1] == "msgd-cr" else 0.0 for m in members], device=device)
     g = torch.Generator(device=device).manual_seed(0)
-    runs = []
-    for unit, members in groups.items():
-        model = ElmanRNN(6, args.hidden, 4, seeds=[m[3] for m in members], init=members[0][0], unit=unit,
-                         device=device)
-        with torch.no_grad():                    # each member's own initialization
-            for i, (init, _, _, seed) in enumerate(members):
-                one = ElmanRNN(6, args.hidden, 4, seeds=[seed], init=init, unit=unit, device=device)
-                for k, p in model.params.items():
-                    p[i].copy_(one.params[k][0])
-        method = [m[1] for m in members]
-        thr = torch.tensor([paper.THRESHOLD if m != "msgd" else float("inf") for m in method], device=device)
-        alpha = torch.tensor([paper.ALPHA if m == "msgd-cr" else 0.0 for m in method], device=device)
-        member_lengths = [m[2] for m in members]
-        runs.append((unit, model, thr, alpha, member_lengths))
+    batch = args.batch if args.tiny else paper.BATCH_SIZE
+    options = {"unit": units, "output": "last_softmax", "omega": "squared", "lengths": member_lengths}
+    graphs = GraphCache(persistent_forward_backward) if device.type == "cuda" else None
 
     def update():
-        for unit, model, thr, alpha, member_lengths in runs:
-            x, y = sample_on_device("temporal_order", paper.BATCH_SIZE if not args.tiny else args.batch,
-                                    member_lengths, g, device)
-            out = model.forward_backward(x, y, alpha=alpha, omega="squared", kernel="persistent",
-                                         lengths=member_lengths, cuda_graph=True)
-            grads, _ = clip_by_global_norm(out.grads, thr, norm=out.grad_norm)
-            sgd_update(model.params, grads, lr=paper.LEARNING_RATE, bad=nonfinite(out.grad_norm))
+        """One update of every member: a batch drawn on the device, one kernel launch for all."""
+        x, y = sample_on_device("temporal_order", batch, member_lengths, g, device)
+        if graphs is not None:
+            out = graphs.run(params, x, y, alpha, **options)
+        else:
+            out = persistent_forward_backward(params, x, y, alpha=alpha, **options)
+        grads, _ = clip_by_global_norm(out.grads, thr, norm=out.grad_norm)
+        sgd_update(params, grads, lr=paper.LEARNING_RATE, bad=nonfinite(out.grad_norm))
 
     def screen():
-        rates = []
-        for unit, model, thr, alpha, member_lengths in runs:
-            params = {k: p.detach() for k, p in model.params.items()}
-            sample = lambda n, L=member_lengths: sample_on_device("temporal_order", n, L, g, device)  # noqa: E731
-            rates.append(error_rate(params, sample, args.screen_sequences, unit=unit, output="last_softmax",
-                                    lengths=member_lengths, kernel="persistent"))
-        return torch.cat(rates).tolist()              # the one host read per screen
+        sample = lambda n: sample_on_device("temporal_order", n, member_lengths, g, device)  # noqa: E731
+        rates = error_rate(params, sample, args.screen_sequences, unit=units, output="last_softmax",
+                           lengths=member_lengths, kernel="persistent")
+        return rates.tolist()                                # the one host read per screen
 
     for _ in range(args.warmup):
         update()
@@ -309,11 +306,11 @@ def protocol_slice(args, device, full: bool) -> dict:
             errors = screen()
     _sync(device)
     seconds = time.perf_counter() - start
-    E = sum(len(m[1].seeds) for m in runs)
+    E = len(members)
     rate = args.slice_updates / seconds              # ensemble updates per second (every member advances)
     out = {"members": E, "lengths": lengths, "updates": args.slice_updates, "seconds": seconds,
            "ensemble_updates_per_second": rate, "network_updates_per_second": rate * E,
-           "launches_per_update": len(runs), "last_screen_mean_error": None if errors is None else
+           "last_screen_mean_error": None if errors is None else
            sum(errors) / len(errors)}
     cap = paper.MAX_UPDATES
     if full:
@@ -324,7 +321,7 @@ def protocol_slice(args, device, full: bool) -> dict:
         out["full_budget_hours_sequential"] = cap / rate * scale / 3600
     label = f"all {E} runs" if full else f"{E} configurations at L = {args.slice_length}"
     print(f"{label}: {E} members, {rate:.1f} ensemble updates/s ({rate * E:.0f} network updates/s); "
-          + (f"full budget (5,000,000 updates, one ragged ensemble per unit): {out['full_budget_hours']:.2f} h"
+          + (f"full budget (5,000,000 updates, one ensemble): {out['full_budget_hours']:.2f} h"
              if full else f"full budget, the five lengths one after another: "
              f"{out['full_budget_hours_sequential']:.2f} h"))
     return out

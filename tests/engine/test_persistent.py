@@ -280,3 +280,28 @@ def test_targets_of_the_wrong_shape_or_kind_are_refused():
     with pytest.raises(ValueError, match="floats"):
         persistent_evaluate(params, x, torch.zeros(B, O, dtype=torch.long), unit="tanh",
                             output="last_linear", tolerance=0.1)
+
+
+@pytest.mark.parametrize("output", ["last_softmax", "softmax"])
+def test_members_of_different_units_and_lengths_in_one_launch(output):
+    units, lengths = ["tanh", "sigmoid", "relu", "linear"], [6, 4, 5, 3]
+    params = make_params("relu", E=4, scale=0.4)
+    x, y = make_batch(output, 6, B, I, O, E=4, seed=11)
+    both = persistent_forward_backward(params, x, y, unit=units, output=output, alpha=2.0, omega="squared",
+                                       lengths=lengths)
+    ev = persistent_evaluate(params, x, y, unit=units, output=output, lengths=lengths)
+    for e, (u, L) in enumerate(zip(units, lengths)):
+        p = {k: v[e:e + 1] for k, v in params.items()}
+        ye = y[:L, e:e + 1] if output == "softmax" else y[e:e + 1]
+        alone = reference_forward_backward(p, x[:L, e:e + 1], ye, unit=u, output=output, alpha=2.0,
+                                           omega="squared")
+        member = dataclasses.replace(
+            both, grads={k: v[e:e + 1] for k, v in both.grads.items()},
+            **{f: getattr(both, f)[e:e + 1] for f in ("loss", "omega", "omega_fraction", "grad_norm",
+                                                     "finite", "h_last")})
+        assert_close(member, alone, rtol=1e-10)
+        assert torch.allclose(ev.loss[e], alone.loss[0], rtol=1e-12)
+    with pytest.raises(ValueError, match="one per member"):
+        persistent_forward_backward(params, x, y, unit=units[:3], output=output)
+    with pytest.raises(ValueError, match="unknown unit"):
+        persistent_forward_backward(params, x, y, unit=["tanh", "gelu", "relu", "tanh"], output=output)

@@ -29,7 +29,7 @@ from bptt.engine.persistent_kernel import persistent_pass_kernel as kernel
 unit, output, H = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
 block_b, warps = launch_config(H, 20)
 sig = {n: ("*fp32" if n.endswith("_ptr") else "fp32" if n == "tolerance" else "i32") for n in kernel.arg_names}
-sig.update(len_ptr="*i32", wrong_ptr="*i32", y_ptr="*i64" if "softmax" in output else "*fp32")
+sig.update(len_ptr="*i32", unit_ptr="*i32", wrong_ptr="*i32", y_ptr="*i64" if "softmax" in output else "*fp32")
 const = dict(UNIT=unit, OUTPUT=OUTPUTS.index(output), BACKWARD=True, OMEGA=True,
              PER_STEP=output in ("softmax", "sigmoid"), CLASSES="softmax" in output, HAS_H0=False,
              HAS_MASK=False, BLOCK_B=block_b, BLOCK_I=16, BLOCK_H=_block(H), BLOCK_O=16, PRECISION="ieee")
@@ -53,7 +53,7 @@ else:
 '''
 
 
-@pytest.mark.parametrize("unit, output", [(0, "last_softmax"), (1, "last_softmax")])
+@pytest.mark.parametrize("unit, output", [(0, "last_softmax"), (1, "last_softmax"), (4, "last_softmax")])
 def test_figure7_configuration_compiles_for_sm90_without_spills(unit, output):
     env = dict(os.environ, PYTHONPATH=SRC + os.pathsep + os.environ.get("PYTHONPATH", ""),
                TRITON_DEFAULT_FP_FUSION="1")

@@ -15,6 +15,9 @@ Members of different lengths run in one launch (``lengths``): each member's loop
 stops at its own length, its loss and Ω are averaged over its own steps, and its
 result equals the exact engine's on its own first ``lengths[e]`` steps.
 
+Members may also differ in their unit (``unit`` one name per member), so that the
+sigmoid- and tanh-unit runs of Figure 7 train in one launch.
+
 Supported: every unit (tanh, sigmoid, relu, linear), every output kind
 (``last_softmax``, ``softmax``, ``last_linear``, ``sigmoid``), Ω ``None``, ``"squared"``
 and ``"plain"``, ``h0``, ``mask`` (per-step outputs), shared or per-member inputs and
@@ -66,20 +69,33 @@ def interpreted() -> bool:
     return triton is not None and type(persistent_pass_kernel).__name__ == "InterpretedFunction"
 
 
-#: Device copies of the lengths, made once per (lengths, device): a copy from the host
-#: inside a CUDA graph capture is not allowed, and the warm-up calls before a capture
-#: fill this.
-_LENGTHS: dict[tuple, torch.Tensor] = {}
+#: Device copies of per-member integers (lengths, unit codes), made once per (values,
+#: device): a copy from the host inside a CUDA graph capture is not allowed, and the
+#: warm-up calls before a capture fill this.
+_DEVICE_INTS: dict[tuple, torch.Tensor] = {}
 
 
-def _device_lengths(lengths: tuple[int, ...], device: torch.device) -> torch.Tensor:
-    key = (lengths, str(device))
-    out = _LENGTHS.get(key)
+def _device_ints(values: tuple[int, ...], device: torch.device) -> torch.Tensor:
+    key = (values, str(device))
+    out = _DEVICE_INTS.get(key)
     if out is None:
-        if len(_LENGTHS) > 256:
-            _LENGTHS.clear()
-        out = _LENGTHS[key] = torch.tensor(lengths, dtype=torch.int32, device=device)
+        if len(_DEVICE_INTS) > 256:
+            _DEVICE_INTS.clear()
+        out = _DEVICE_INTS[key] = torch.tensor(values, dtype=torch.int32, device=device)
     return out
+
+
+def _unit_code(unit, E: int, device) -> tuple[int, torch.Tensor | None]:
+    """The kernel's ``UNIT`` and, for members of different units (``UNIT = 4``), their codes."""
+    if isinstance(unit, str):
+        return UNITS.index(check_unit(unit)), None
+    names = tuple(unit)
+    if len(names) != E:
+        raise ValueError(f"unit must be one name or {E} names (one per member), got {len(names)}")
+    codes = tuple(UNITS.index(check_unit(u)) for u in names)
+    if len(set(codes)) == 1:
+        return codes[0], None
+    return len(UNITS), _device_ints(codes, device)
 
 
 def launch_config(H: int, B: int) -> tuple[int, int]:
@@ -118,7 +134,6 @@ def _check(params: dict[str, torch.Tensor], x: torch.Tensor, *, unit: str, outpu
     if triton is None:
         raise ValueError(f"the persistent kernel needs Triton, which is not importable ({_IMPORT_ERROR}); "
                          "install it with `pip install 'bptt[gpu]'`")
-    check_unit(unit)
     check_output(output)
     check_omega(omega)
     if block_b is not None and (block_b < 16 or block_b & (block_b - 1)):
@@ -162,7 +177,7 @@ def _check(params: dict[str, torch.Tensor], x: torch.Tensor, *, unit: str, outpu
             raise ValueError(f"lengths must hold {E} integers (one per member), got {lengths!r}")
         if min(host) < 1 or max(host) > T:
             raise ValueError(f"lengths must lie in 1..{T} (the padded length of x), got {list(host)}")
-    return host, _device_lengths(host, W_rec.device)
+    return host, _device_ints(host, W_rec.device)
 
 
 def _strides(t: torch.Tensor, per_member: bool, per_step: bool, vector: bool) -> tuple[int, int, int, int]:
@@ -190,16 +205,18 @@ def _launch(params, x, y, *, unit, output, backward, omega, h0, mask, lengths, i
     block_b = block_b or default_b
     num_warps = num_warps or default_warps
     dummy = bufs["loss"]
+    unit_code, unit_codes = _unit_code(unit, E, W_rec.device)
     grid = (E, triton.cdiv(B, block_b))
     persistent_pass_kernel[grid](
         x, *sx, y, *sy,
         W_rec, params["W_in"], params["b"], params["W_out"], params["b_out"],
-        h0 if h0 is not None else dummy, mask if mask is not None else dummy, lengths, inv_count,
+        h0 if h0 is not None else dummy, mask if mask is not None else dummy, lengths,
+        unit_codes if unit_codes is not None else lengths, inv_count,
         float(tolerance if tolerance is not None else 0.0),
         bufs.get("hs", dummy), bufs.get("delta", dummy), bufs.get("rec", dummy), bufs.get("vn", dummy),
         bufs.get("gn", dummy), bufs.get("dz", dummy), bufs["loss"], bufs["wrong"], bufs["h_last"],
         E, T, B, I, H, O,
-        UNIT=UNITS.index(unit), OUTPUT=OUTPUTS.index(output), BACKWARD=backward, OMEGA=bool(omega),
+        UNIT=unit_code, OUTPUT=OUTPUTS.index(output), BACKWARD=backward, OMEGA=bool(omega),
         PER_STEP=per_step, CLASSES=classes, HAS_H0=h0 is not None, HAS_MASK=mask is not None,
         BLOCK_B=block_b, BLOCK_I=_block(I), BLOCK_H=_block(H), BLOCK_O=_block(O),
         PRECISION=precision, num_warps=num_warps)
@@ -246,7 +263,8 @@ def persistent_forward_backward(
         x: inputs ``[T, B, I]`` shared by all members, or ``[T, E, B, I]``.
         y: targets (see :mod:`bptt.engine.outputs`), shared or per member; per-step
             targets ``[T, ...]`` padded to the longest length like ``x``.
-        unit: the recurrent unit.
+        unit: the recurrent unit, or one per member (a sequence of E names: members
+            of different units in one launch).
         output: the output kind.
         alpha: Ω's weight, a float or ``[E]``.
         omega: ``None``, ``"squared"`` or ``"plain"``.
@@ -270,6 +288,7 @@ def persistent_forward_backward(
     """
     if omega_bound < 0:
         raise ValueError(f"omega_bound must be >= 0, got {omega_bound}")
+    _unit_code(unit, params["W_rec"].shape[0], params["W_rec"].device)
     host_lengths, lengths_t = _check(params, x, unit=unit, output=output, omega=omega, h0=h0, mask=mask,
                                      lengths=lengths, precision=precision, block_b=block_b)
     _check_targets(y, output, x.shape[0], params["W_rec"].shape[0], x.shape[-2], params["W_out"].shape[2],
@@ -377,6 +396,7 @@ def persistent_evaluate(
     """
     if output == "last_linear" and tolerance is None:
         raise ValueError("a last_linear output needs a tolerance to count errors")
+    _unit_code(unit, params["W_rec"].shape[0], params["W_rec"].device)
     _, lengths_t = _check(params, x, unit=unit, output=output, omega=None, h0=h0, mask=mask,
                           lengths=lengths, precision=precision, block_b=block_b)
     _check_targets(y, output, x.shape[0], params["W_rec"].shape[0], x.shape[-2], params["W_out"].shape[2],

@@ -18,7 +18,8 @@ so a program needs nothing from any other. Each member stops at its own length, 
 one launch serves members of different lengths.
 
 Codes of the compile-time options (see :mod:`bptt.engine.persistent`):
-``UNIT`` 0 tanh, 1 sigmoid, 2 relu, 3 linear; ``OUTPUT`` 0 last_softmax, 1 softmax
+``UNIT`` 0 tanh, 1 sigmoid, 2 relu, 3 linear, 4 each member its own (codes 0–3 in
+``unit_ptr [E]``, every unit computed and one selected); ``OUTPUT`` 0 last_softmax, 1 softmax
 (per step), 2 last_linear, 3 sigmoid (per step); ``PER_STEP`` (outputs 1 and 3) and
 ``CLASSES`` (outputs 0 and 1) are derived from ``OUTPUT`` by the caller. Offsets are
 32-bit: every buffer must hold fewer than 2³¹ elements.
@@ -31,31 +32,45 @@ import triton.language as tl
 
 
 @triton.jit
-def _activate(a, UNIT: tl.constexpr):
-    """σ(a); tanh as sign(a)(1 − e^{−2|a|})/(1 + e^{−2|a|}), which cannot overflow."""
+def _tanh(a):
+    """tanh as sign(a)(1 − e^{−2|a|})/(1 + e^{−2|a|}), which cannot overflow."""
+    e = tl.exp(-2.0 * tl.abs(a))
+    t = (1.0 - e) / (1.0 + e)
+    return tl.where(a < 0, -t, t)
+
+
+@triton.jit
+def _activate(a, code, UNIT: tl.constexpr):
+    """σ(a) for the unit ``UNIT``, or (``UNIT == 4``) for the member's unit ``code``."""
     if UNIT == 0:
-        e = tl.exp(-2.0 * tl.abs(a))
-        t = (1.0 - e) / (1.0 + e)
-        return tl.where(a < 0, -t, t)
+        return _tanh(a)
     elif UNIT == 1:
         return 1.0 / (1.0 + tl.exp(-a))
     elif UNIT == 2:
         return tl.maximum(a, 0.0)
-    else:
+    elif UNIT == 3:
         return a
+    else:
+        sig = 1.0 / (1.0 + tl.exp(-a))
+        return tl.where(code == 0, _tanh(a),
+                        tl.where(code == 1, sig, tl.where(code == 2, tl.maximum(a, 0.0), a)))
 
 
 @triton.jit
-def _derivative(h, UNIT: tl.constexpr):
-    """σ'(a) read off h = σ(a) (see :mod:`bptt.engine.units`)."""
+def _derivative(h, code, UNIT: tl.constexpr):
+    """σ'(a) read off h = σ(a) (see :mod:`bptt.engine.units`); ``code`` as in :func:`_activate`."""
     if UNIT == 0:
         return 1.0 - h * h
     elif UNIT == 1:
         return h * (1.0 - h)
     elif UNIT == 2:
         return tl.where(h > 0, 1.0, 0.0).to(h.dtype)
-    else:
+    elif UNIT == 3:
         return tl.full(h.shape, 1.0, h.dtype)
+    else:
+        relu = tl.where(h > 0, 1.0, 0.0).to(h.dtype)
+        return tl.where(code == 0, 1.0 - h * h,
+                        tl.where(code == 1, h * (1.0 - h), tl.where(code == 2, relu, 1.0)))
 
 
 @triton.jit
@@ -102,7 +117,7 @@ def persistent_pass_kernel(
     x_ptr, sx_t, sx_e, sx_b, sx_i,
     y_ptr, sy_t, sy_e, sy_b, sy_o,
     w_rec_ptr, w_in_ptr, b_ptr, w_out_ptr, b_out_ptr,
-    h0_ptr, mask_ptr, len_ptr, inv_count_ptr, tolerance,
+    h0_ptr, mask_ptr, len_ptr, unit_ptr, inv_count_ptr, tolerance,
     # outputs
     hs_ptr, delta_ptr, rec_ptr, vn_ptr, gn_ptr, dz_ptr, loss_ptr, wrong_ptr, h_last_ptr,
     # sizes
@@ -136,6 +151,10 @@ def persistent_pass_kernel(
     bo_ok = r_ok[:, None] & o_ok
 
     length = tl.load(len_ptr + e)
+    if UNIT == 4:
+        code = tl.load(unit_ptr + e)                          # this member's unit
+    else:
+        code = 0
     inv_count = tl.load(inv_count_ptr + e)
 
     # the weights, once: W [H, H], Wᵀ, W_in [I, H], W_out [H, O], W_outᵀ, b, b_out
@@ -167,7 +186,7 @@ def persistent_pass_kernel(
     for t in range(0, length):
         u = tl.load(x_rows + t * sx_t, mask=r_ok[:, None] & i_ok, other=0.0).to(W.dtype)
         a = tl.dot(h, W, input_precision=PRECISION) + tl.dot(u, W_in, input_precision=PRECISION) + bias
-        h = tl.where(h_ok, _activate(a, UNIT), 0.0)
+        h = tl.where(h_ok, _activate(a, code, UNIT), 0.0)
         if BACKWARD:
             tl.store(hs_base + (t + 1) * B * H + bh, h, mask=bh_ok)
         elif PER_STEP:
@@ -221,7 +240,7 @@ def persistent_pass_kernel(
                 g = v
             if OMEGA:
                 tl.store(gn_ptr + n_base + (t - 1) * B, tl.sum(g * g, axis=1), mask=r_ok)
-            d = g * _derivative(h_t, UNIT)
+            d = g * _derivative(h_t, code, UNIT)
             tl.store(d_base + (t - 1) * B * H + bh, d, mask=bh_ok)
             v = tl.dot(d, W_T, input_precision=PRECISION)     # v_{t−1} = δ_t W_recᵀ
             if OMEGA:
