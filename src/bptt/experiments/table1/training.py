@@ -6,8 +6,8 @@ on four piano-roll data sets and on character-level Penn Treebank, and reports t
 training and test figure at the best validation point. Here the three methods of one
 data set are one ensemble of E = 3 members with identical initial weights, fed the
 same windows; learning rate, clipping threshold and α are per-member ``[E]`` tensors
-(MSGD's threshold lies above the non-finite guard's limit, so it never clips; α is 0
-for the members without Ω).
+(MSGD does not clip: :class:`bptt.optim.PaperSGD` clips only the members whose method
+does; α is 0 for the members without Ω).
 
 The loop, for one data set::
 
