@@ -322,7 +322,7 @@ class Omega(nn.Module):
         if per_layer:
             final = [torch.stack([f[p] for f in finals]) for p in range(n_parts)]
         else:
-            final = [finals[0][p] for p in range(n_parts)]
+            final = [finals[0][p].view_as(finals[0][p]) for p in range(n_parts)]
         self.record = ForwardRecord(layers=layers, watched=[out] + final,
                                     route=[("out", -1)] + [("final", p) for p in range(n_parts)],
                                     batch_first=returned_batch_first)
