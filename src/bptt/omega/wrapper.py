@@ -377,8 +377,21 @@ class Omega(nn.Module):
         return outputs, (tuple(cur) if tuple_state else cur[0])
 
     # -- Ω --------------------------------------------------------------------------------
-    def error_signals(self, loss: torch.Tensor) -> list[tuple[torch.Tensor, ...]]:
+    def _linearize(self, graph: bool) -> list:
+        """Each layer's step-map factors at every (step, sequence) pair (built-in maps)."""
+        lins = []
+        for lr in self.record.layers:
+            st = lr.get_states()
+            lins.append(lr.map.linearize(lr.inputs, tuple(s[:-1] for s in st), tuple(s[1:] for s in st),
+                                         graph=graph))
+        return lins
+
+    def error_signals(self, loss: torch.Tensor, lins: list | None = None) -> list[tuple[torch.Tensor, ...]]:
         """δ_k = ∂loss/∂s_k, k = 1..T, of every layer, after a forward (no graph).
+
+        Args:
+            loss: the scalar loss computed from what the last forward returned.
+            lins: the layers' factors from a linearization (computed here if absent).
 
         Returns:
             one tuple per layer, one ``[T, B, ...]`` tensor per state part.
@@ -408,9 +421,13 @@ class Omega(nn.Module):
                 zero = torch.zeros_like(rec.aliases[0][p])
                 parts.append(torch.stack([zero if g is None else g for g in steps]))
             return [tuple(parts)]
-        return self._propagate(grads)
+        if lins is None:
+            with torch.no_grad():
+                lins = self._linearize(graph=False)
+        return self._propagate(grads, lins)
 
-    def _propagate(self, grads) -> list[tuple[torch.Tensor, ...]]:
+    def _propagate(self, grads, lins) -> list[tuple[torch.Tensor, ...]]:
+        """δ of every layer, top layer first, by the step maps' recursions."""
         rec = self.record
         L = len(rec.layers)
         top = rec.layers[-1]
@@ -431,14 +448,14 @@ class Omega(nn.Module):
         direct = d_top.contiguous()
         for layer in range(L - 1, -1, -1):
             lr = rec.layers[layer]
-            n_parts = lr.map.n_parts
             final = []
-            for p in range(n_parts):
+            for p in range(lr.map.n_parts):
                 g = finals.get(p)
                 if g is not None and self.family == "module":
                     g = g[layer]
                 final.append(g)
-            deltas, pre = lr.map.backward(lr.inputs, lr.get_states(), direct, tuple(final))
+            lin = tuple(x.detach() for x in lins[layer])
+            deltas, pre = lr.map.backward(lin, direct, tuple(final))
             out[layer] = deltas
             if layer > 0:
                 W_ih = lr.map.w.weight_ih.detach()
@@ -478,10 +495,16 @@ class Omega(nn.Module):
                         f"weight differentiated) is defined for Elman-type maps h' = σ(… + h Wᵀ): nn.RNN, "
                         f"nn.RNNCell, or a user cell given recurrent_weight= and unit=; this map is "
                         f"{lr.map.kind!r}. Use semantics='full'.")
-        deltas = self.error_signals(loss)
+        full = semantics == "full"
+        lins = None
+        if self.record.aliases is None:
+            with torch.enable_grad() if full else torch.no_grad():
+                lins = self._linearize(graph=full)
+        deltas = self.error_signals(loss, lins)
         values, fractions, total = [], [], None
-        for lr, delta in zip(self.record.layers, deltas):
-            om, frac = layer_omega(lr.map, lr.get_states(), lr.inputs, delta, form, semantics, bound)
+        for i, (lr, delta) in enumerate(zip(self.record.layers, deltas)):
+            om, frac = layer_omega(lr.map, lr.get_states(), lr.inputs, delta, form, semantics, bound,
+                                   lin=lins[i] if (lins is not None and full) else None)
             values.append(om.detach())
             fractions.append(frac)
             total = om if total is None else total + om
@@ -490,7 +513,7 @@ class Omega(nn.Module):
 
 
 def layer_omega(smap: StepMap, states, inputs, delta, form: str, semantics: str,
-                bound: float = OMEGA_BOUND) -> tuple[torch.Tensor, torch.Tensor]:
+                bound: float = OMEGA_BOUND, lin=None) -> tuple[torch.Tensor, torch.Tensor]:
     """Ω of one layer and the fraction of pairs that entered.
 
     Args:
@@ -498,6 +521,8 @@ def layer_omega(smap: StepMap, states, inputs, delta, form: str, semantics: str,
         states: tuple of ``[T+1, B, ...]`` s_0..s_T.
         inputs: ``[T, B, ...]`` u_1..u_T.
         delta: tuple of ``[T, B, ...]`` δ_1..δ_T.
+        form, semantics, bound: as for :meth:`Omega.penalty`.
+        lin: the map's factors with their graph (``"full"``; computed if absent).
 
     Returns:
         ``(omega, fraction)``: Ω with its graph (value from
@@ -509,19 +534,19 @@ def layer_omega(smap: StepMap, states, inputs, delta, form: str, semantics: str,
     with torch.enable_grad():
         if semantics == "reference":
             W, unit = smap.elman()
-            h = states[0][1:]
-            sp = derivative_from_output(h, unit)
+            sp = derivative_from_output(states[0][1:], unit)
             c = delta[0] if sp is None else delta[0] * sp
-            v = (c.reshape(T * B, -1) @ W).view(T, B, -1)
-            v_norm2 = v.square().sum(-1)
+            vs = ((c.reshape(T * B, -1) @ W),)
+        elif lin is not None:
+            vs = smap.apply(lin, delta)
         else:
-            leaves = tuple(s[:-1].reshape(T * B, *s.shape[2:]).detach().requires_grad_(True) for s in states)
-            out = smap.step(inputs.reshape(T * B, *inputs.shape[2:]), leaves)
-            pairs = [(o, d.reshape(T * B, *d.shape[2:])) for o, d in zip(out, delta) if o.requires_grad]
-            vs = torch.autograd.grad([o for o, _ in pairs], leaves, grad_outputs=[d for _, d in pairs],
-                                     create_graph=True, allow_unused=True) if pairs else [None] * len(leaves)
-            norms = [v.reshape(T, B, -1).square().sum(-1) for v in vs if v is not None]
-            v_norm2 = sum(norms) if norms else torch.zeros_like(g_norm2)
+            lin = smap.linearize(inputs, tuple(s[:-1] for s in states), tuple(s[1:] for s in states))
+            if lin is not None:
+                vs = smap.apply(lin, delta)
+            else:
+                flat = lambda z: z.reshape(T * B, *z.shape[2:])      # noqa: E731
+                vs = smap.vjp(flat(inputs), tuple(flat(s[:-1]) for s in states), tuple(flat(d) for d in delta))
+        v_norm2 = sum(v.reshape(T, B, -1).square().sum(-1) for v in vs)
     terms = omega_terms(v_norm2.detach()[:, None], g_norm2[:, None], form, bound=bound)
     surrogate = 0.5 * (terms.coef[:, 0] * v_norm2).sum()
     return terms.omega[0] + (surrogate - surrogate.detach()), terms.fraction[0]
