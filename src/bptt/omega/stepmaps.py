@@ -232,8 +232,10 @@ class LSTMMap(StepMap):
 
     def _gate_values(self, u, h_prev):
         a_in, a_rec = _affine(u, h_prev, self.w)
-        ai, af, ag, ao = (a_in + a_rec).chunk(4, -1)
-        return torch.sigmoid(ai), torch.sigmoid(af), torch.tanh(ag), torch.sigmoid(ao)
+        a = a_in + a_rec
+        H = a.shape[-1] // 4
+        s = torch.sigmoid(a)                 # one contiguous pass (the g-part is unused)
+        return s[..., :H], s[..., H:2 * H], torch.tanh(a[..., 2 * H:3 * H]), s[..., 3 * H:]
 
     def states(self, u, hs, first):
         """(h, c) as ``[T+1, B, H]`` each: the fused module returns h only, so the cells
