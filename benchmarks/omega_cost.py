@@ -16,7 +16,7 @@ the last step into 4 classes and cross-entropy; float32 on the CPU.
     python benchmarks/omega_cost.py [--repeats 7] [--min-time 0.3] [--threads N]
                                     [--semantics full|reference] [--form squared|plain]
                                     [--length 200] [--batch 20] [--hidden 50] [--layers 1]
-                                    [--json PATH]
+                                    [--clock wall|cpu] [--json PATH]
 
 ``--semantics reference`` applies to nn.RNN only (the others use ``full``).
 """
@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import time
@@ -93,13 +94,13 @@ def contenders(args):
     return out
 
 
-def block(fn, min_time: float) -> float:
-    """Seconds per call over a block of calls lasting at least ``min_time``."""
-    n, start = 0, time.perf_counter()
+def block(fn, min_time: float, clock=time.perf_counter) -> float:
+    """Seconds per call over a block of calls lasting at least ``min_time`` on ``clock``."""
+    n, start = 0, clock()
     while True:
         fn()
         n += 1
-        elapsed = time.perf_counter() - start
+        elapsed = clock() - start
         if elapsed >= min_time:
             return elapsed / n
 
@@ -115,12 +116,16 @@ def main(argv=None) -> dict:
     ap.add_argument("--batch", type=int, default=20)
     ap.add_argument("--hidden", type=int, default=50)
     ap.add_argument("--layers", type=int, default=1)
+    ap.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                    help="wall: time.perf_counter; cpu: time.process_time, the CPU time of this "
+                         "process, steadier on a machine shared with other jobs")
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)       # as the engine does: vanishing signals stay fast
     torch.manual_seed(0)
+    clock = time.perf_counter if args.clock == "wall" else time.process_time
     cons = contenders(args)
     for plain, with_omega, _ in cons.values():       # warm-up
         for _ in range(2):
@@ -131,17 +136,18 @@ def main(argv=None) -> dict:
         for name, (plain, with_omega, _) in cons.items():
             pair = [("plain", plain), ("omega", with_omega)]
             for key, fn in (pair if r % 2 == 0 else pair[::-1]):
-                times[name][key].append(block(fn, args.min_time))
+                times[name][key].append(block(fn, args.min_time, clock))
     rows = []
     print(f"T={args.length} B={args.batch} H={args.hidden} layers={args.layers} form={args.form}, "
-          f"{torch.get_num_threads()} threads, torch {torch.__version__}")
+          f"{torch.get_num_threads()} threads, {args.clock} clock, torch {torch.__version__}")
     print(f"{'model':<10} {'semantics':<10} {'plain ms':>9} {'with Ω ms':>10} {'ratio':>7}")
     for name, t in times.items():
         p, o = statistics.median(t["plain"]), statistics.median(t["omega"])
         rows.append({"model": name, "semantics": cons[name][2], "plain_ms": 1e3 * p,
                      "omega_ms": 1e3 * o, "ratio": o / p})
         print(f"{name:<10} {cons[name][2]:<10} {1e3 * p:9.2f} {1e3 * o:10.2f} {o / p:6.2f}×")
-    result = {"config": vars(args), "machine": {"platform": platform.platform(),
+    load = os.getloadavg() if hasattr(os, "getloadavg") else None
+    result = {"config": vars(args), "machine": {"platform": platform.platform(), "load_average": load,
                                                  "torch": torch.__version__,
                                                  "threads": torch.get_num_threads()},
               "rows": rows}

@@ -143,3 +143,35 @@ def test_full_and_reference_differ_where_they_should():
     assert grads["reference"][1] is None or grads["reference"][1].abs().max() == 0
     assert grads["full"][1].abs().max() > 1e-6
     assert not torch.allclose(grads["full"][0], grads["reference"][0])
+
+
+def test_reference_semantics_on_two_layers_reaches_each_recurrent_weight_only():
+    """Per layer l, ∂Ω_ref/∂W_hh^l = Σ_k c_k (δ ⊙ σ')ᵀ v_k with c_k from omega_terms; no
+    other parameter receives Ω's gradient; the value equals the full semantics'."""
+    from bptt.omega import omega_terms
+
+    torch.manual_seed(4)
+    rnn = nn.RNN(I, H, num_layers=2).double()
+    x = torch.randn(T, B, I, dtype=torch.float64)
+    w = Omega(rnn)
+    out, h_n = w(x)
+    loss = (out.tanh() ** 2).sum() + h_n.sum()
+    om = w.penalty(loss, semantics="reference")
+    deltas = w.error_signals(loss)
+    params = dict(rnn.named_parameters())
+    grads = dict(zip(params, torch.autograd.grad(om, list(params.values()), allow_unused=True)))
+    for name, g in grads.items():
+        if "weight_hh" not in name:
+            assert g is None or g.abs().max() == 0, name
+    for layer in range(2):
+        h = w.record.layers[layer].get_states()[0][1:]
+        c = deltas[layer][0] * (1 - h * h)
+        W = params[f"weight_hh_l{layer}"].detach()
+        v = c @ W
+        terms = omega_terms((v * v).sum(-1)[:, None], (deltas[layer][0] ** 2).sum(-1)[:, None], "squared")
+        want = torch.einsum("tb,tbi,tbj->ij", terms.coef[:, 0], c, v)
+        assert torch.allclose(grads[f"weight_hh_l{layer}"], want, rtol=1e-10, atol=1e-14)
+    full = Omega(rnn)
+    out, h_n = full(x)
+    om_full = full.penalty((out.tanh() ** 2).sum() + h_n.sum())
+    assert float(om_full.detach()) == pytest.approx(float(om.detach()), rel=1e-12)

@@ -14,7 +14,15 @@ from torch import nn
 
 from bptt.omega import Omega
 
-torch.set_default_dtype(torch.float64)
+
+
+@pytest.fixture(autouse=True)
+def float64():
+    """Every tensor and module of these tests in float64 (restored afterwards)."""
+    saved = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(saved)
 
 
 def rnn_step(p, u, s, nonlinearity="tanh"):
