@@ -235,11 +235,15 @@ class LSTMMap(StepMap):
         return torch.sigmoid(o) * torch.tanh(c), c
 
     def _gate_values(self, u, h_prev):
-        a_in, a_rec = _affine(u, h_prev, self.w)
-        a = a_in + a_rec
-        H = a.shape[-1] // 4
-        s = torch.sigmoid(a)                 # one contiguous pass (the g-part is unused)
-        return s[..., :H], s[..., H:2 * H], torch.tanh(a[..., 2 * H:3 * H]), s[..., 3 * H:]
+        # one product per gate, from slices of the (small) weights: slicing the large
+        # [T, B, 4H] pre-activations instead costs a zero-filled [T, B, 4H] gradient per
+        # slice in the backward pass
+        w = self.w
+        parts = [w.weight_ih.chunk(4), w.weight_hh.chunk(4),
+                 w.bias_ih.chunk(4) if w.bias_ih is not None else [None] * 4,
+                 w.bias_hh.chunk(4) if w.bias_hh is not None else [None] * 4]
+        a = [F.linear(u, wi, bi) + F.linear(h_prev, wh, bh) for wi, wh, bi, bh in zip(*parts)]
+        return torch.sigmoid(a[0]), torch.sigmoid(a[1]), torch.tanh(a[2]), torch.sigmoid(a[3])
 
     def states(self, u, hs, first):
         """(h, c) as ``[T+1, B, H]`` each: the fused module returns h only, so the cells
