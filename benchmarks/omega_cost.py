@@ -16,7 +16,7 @@ the last step into 4 classes and cross-entropy; float32 on the CPU.
     python benchmarks/omega_cost.py [--repeats 7] [--min-time 0.3] [--threads N]
                                     [--semantics full|reference] [--form squared|plain]
                                     [--length 200] [--batch 20] [--hidden 50] [--layers 1]
-                                    [--clock wall|cpu] [--json PATH]
+                                    [--clock wall|cpu] [--stages] [--json PATH]
 
 ``--semantics reference`` applies to nn.RNN only (the others use ``full``).
 """
@@ -94,6 +94,44 @@ def contenders(args):
     return out
 
 
+def stages(args, clock, repeats: int = 9) -> dict[str, float]:
+    """Milliseconds per update of each stage of Ω on the nn.LSTM (medians)."""
+    from bptt.omega.wrapper import layer_omega
+
+    T, B, I, H, O = args.length, args.batch, 6, args.hidden, 4
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(T, B, I, generator=g)
+    y = torch.randint(O, (B,), generator=g)
+    readout = nn.Linear(H, O)
+    wrapper = Omega(nn.LSTM(I, H))
+    acc: dict[str, list[float]] = {}
+
+    def timed(name, fn):
+        start = clock()
+        out = fn()
+        acc.setdefault(name, []).append(clock() - start)
+        return out
+
+    for _ in range(repeats):
+        hs, _ = timed("forward (fused)", lambda: wrapper(x))
+        loss = F.cross_entropy(readout(hs[-1]), y)
+        rec = wrapper.record
+        layer = rec.layers[0]
+        with torch.enable_grad():
+            st = timed("cell states from the gates", layer.get_states)
+            lin = timed("Jacobian factors", lambda: layer.map.linearize(layer.inputs, tuple(p[:-1] for p in st)))
+        grads = timed("dE/d(outputs)", lambda: torch.autograd.grad(loss, rec.watched, retain_graph=True,
+                                                                     allow_unused=True))
+        delta = timed("backward recursion for delta", lambda: wrapper._propagate(grads, [lin]))
+        omega, _ = timed("v_k and Omega", lambda: layer_omega(layer.map, st, layer.inputs, delta[0],
+                                                              args.form, "full", lin=lin))
+        timed("backward of loss + 2 Omega", lambda: (loss + 2.0 * omega).backward())
+        hs, _ = wrapper.module(x)
+        loss = F.cross_entropy(readout(hs[-1]), y)
+        timed("plain backward (for comparison)", loss.backward)
+    return {k: 1e3 * statistics.median(v) for k, v in acc.items()}
+
+
 def block(fn, min_time: float, clock=time.perf_counter) -> float:
     """Seconds per call over a block of calls lasting at least ``min_time`` on ``clock``."""
     n, start = 0, clock()
@@ -119,6 +157,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--clock", choices=("wall", "cpu"), default="wall",
                     help="wall: time.perf_counter; cpu: time.process_time, the CPU time of this "
                          "process, steadier on a machine shared with other jobs")
+    ap.add_argument("--stages", action="store_true",
+                    help="also time each stage of Ω on the nn.LSTM")
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
     if args.threads:
@@ -146,11 +186,16 @@ def main(argv=None) -> dict:
         rows.append({"model": name, "semantics": cons[name][2], "plain_ms": 1e3 * p,
                      "omega_ms": 1e3 * o, "ratio": o / p})
         print(f"{name:<10} {cons[name][2]:<10} {1e3 * p:9.2f} {1e3 * o:10.2f} {o / p:6.2f}×")
+    if args.stages:
+        result_stages = stages(args, clock)
+        print("nn.LSTM, ms per update by stage:")
+        for k, v in result_stages.items():
+            print(f"  {k:<34} {v:7.2f}")
     load = os.getloadavg() if hasattr(os, "getloadavg") else None
     result = {"config": vars(args), "machine": {"platform": platform.platform(), "load_average": load,
                                                  "torch": torch.__version__,
                                                  "threads": torch.get_num_threads()},
-              "rows": rows}
+              "rows": rows, "lstm_stages_ms": result_stages if args.stages else None}
     if args.json:
         with open(args.json, "w") as f:
             json.dump(result, f, indent=2)
