@@ -172,10 +172,11 @@ def test_full_semantics_against_brute_force(M, L, form, loss_kind):
             assert torch.allclose(a, b, rtol=1e-10, atol=1e-12), (a - b).abs().max()
 
 
-@pytest.mark.parametrize("M", [nn.LSTM, nn.GRU])
+@pytest.mark.parametrize("M", [nn.LSTM, nn.GRU, nn.RNN])
 @pytest.mark.parametrize("batch_first", [False, True])
-def test_batch_first_and_no_bias(M, batch_first):
-    T, B = 4, 2
+@pytest.mark.parametrize("T", [1, 4])
+def test_batch_first_no_bias_and_one_step(M, batch_first, T):
+    B = 2
     m = make(M, 2, bias=False, batch_first=batch_first, seed=5)
     x_tm = torch.randn(T, B, 3, generator=torch.Generator().manual_seed(2))
     loss_fn = losses("per_step", M)

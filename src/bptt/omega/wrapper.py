@@ -264,7 +264,7 @@ class Omega(nn.Module):
         if not self.fused:
             return self._forward_steps(x_tm, first, maps, returned_batch_first=m.batch_first)
         if L == 1:
-            result = m(x, hx if hx is not None else (first if self.kind == "lstm" else first[0]))
+            result = m(x, first if self.kind == "lstm" else first[0])
             out, final = result
             outs = [out.transpose(0, 1) if m.batch_first else out]
         else:
