@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from bptt.models import GRU
-from bptt.models.base import mean_loss
+from bptt.models.base import AutogradEnsemble, mean_loss
 from conftest import OUTPUTS, make_batch
 
 
@@ -93,3 +93,27 @@ def test_initialization_and_arguments():
         GRU(3, 5, 4, reset_after="yes")
     with pytest.raises(ValueError, match="gain"):
         GRU(3, 5, 4, gain=-1.0)
+
+
+@pytest.mark.parametrize("output", OUTPUTS)
+@pytest.mark.parametrize("shared", (True, False))
+def test_hand_derived_pass_equals_autograd(output, shared):
+    m = perturbed(output=output, init="orthogonal")
+    x, y, mask = make_batch(output, T=13, E=None if shared else 2)
+    h0 = torch.randn(2, 3, 5, dtype=torch.float64)
+    for kw in ({}, {"h0": h0, "mask": mask}):
+        fast = m.forward_backward(x, y, alpha=0.0, **kw)
+        ref = AutogradEnsemble.forward_backward(m, x, y, alpha=0.0, **kw)
+        assert torch.allclose(fast.loss, ref.loss, atol=1e-12, rtol=0)
+        assert torch.allclose(fast.h_last, ref.h_last, atol=1e-12, rtol=0)
+        for k in ref.grads:
+            assert torch.allclose(fast.grads[k], ref.grads[k], atol=1e-10, rtol=0), k
+
+
+def test_hand_derived_pass_in_float32_is_close():
+    m = GRU(6, 20, 4, ensemble=3, seed=4)
+    x, y, _ = make_batch("last_softmax", T=50, n_in=6, dtype=torch.float32)
+    fast = m.forward_backward(x, y, alpha=0.0)
+    ref = AutogradEnsemble.forward_backward(m, x, y, alpha=0.0)
+    for k in ref.grads:
+        assert torch.allclose(fast.grads[k], ref.grads[k], atol=1e-5, rtol=1e-4), k

@@ -3,8 +3,8 @@
 Jaeger (2001), "The 'echo state' approach to analysing and training recurrent neural
 networks" (GMD Report 148); the choices and defaults follow Lukoševičius (2012), "A
 practical guide to applying echo state networks" (in *Neural Networks: Tricks of the
-Trade*, 2nd ed.), cited below by section. The reservoir (leaky-integrator form,
-Lukoševičius §2, eq. 2–3, in row vectors):
+Trade*, 2nd ed.), cited below by its section titles. The reservoir (leaky-integrator form of
+Lukoševičius' basic model, in row vectors):
 
     h_t = (1 − a) h_{t−1} + a tanh(h_{t−1} W_rec + u_t W_in + b),   h_0 = 0,
     ŷ_t = h_t W_out + b_out   (then the output nonlinearity).
@@ -12,16 +12,16 @@ Lukoševičius §2, eq. 2–3, in row vectors):
 Only W_out and b_out learn. W_rec, W_in and b are drawn once and never change:
 
 * W_rec: sparse, ``nonzero`` entries per row (default 10, "a fixed small number of
-  connections per unit", §3.2.2), values U(−1, 1) (§3.2.3), then rescaled to spectral
+  connections per unit", "Sparsity of the reservoir"), values U(−1, 1) ("Distribution of nonzero elements"), then rescaled to spectral
   radius ``radius`` (default 0.95; ρ < 1 as the rule of thumb, closer to 1 for
-  tasks needing longer memory, §3.2.5);
-* W_in: dense U(−s, s) with s = ``input_scaling`` (default 1.0, §3.2.4);
+  tasks needing longer memory, "Spectral radius");
+* W_in: dense U(−s, s) with s = ``input_scaling`` (default 1.0, "Input scaling");
 * b: U(−s_b, s_b) with s_b = ``bias_scaling`` (default 1.0: the bias as a constant
-  input scaled like the others, §3.2.4);
-* a = ``leak`` ∈ (0, 1] (default 1.0, Jaeger's original non-leaky ESN; §3.2.6).
+  input scaled like the others, "Input scaling");
+* a = ``leak`` ∈ (0, 1] (default 1.0, Jaeger's original non-leaky ESN; "Leaking rate").
 
 The readout is fitted in closed form by ridge regression, :meth:`ESN.fit_readout`
-(Lukoševičius §4.1, eq. 9), or trained by SGD through :meth:`ESN.forward_backward`,
+(Lukoševičius, "Ridge regression"), or trained by SGD through :meth:`ESN.forward_backward`,
 which returns gradients for the readout and zeros for the reservoir.
 """
 
@@ -187,7 +187,7 @@ class ESN(AutogradEnsemble):
     @torch.no_grad()
     def fit_readout(self, x: torch.Tensor, y: torch.Tensor, *, ridge: float = 1e-6,
                     h0: torch.Tensor | None = None, mask: torch.Tensor | None = None) -> "ESN":
-        """Fit each member's readout in closed form by ridge regression (Lukoševičius §4.1).
+        """Fit each member's readout in closed form by ridge regression (Lukoševičius, "Ridge regression").
 
         With X the reservoir states read by the output (the last state of each
         sequence, or every unmasked step) augmented by a column of ones, and Y the

@@ -1,7 +1,8 @@
 """Gated recurrent units, as an ensemble of E independent networks.
 
 Cho et al. (2014), "Learning phrase representations using RNN encoder-decoder for
-statistical machine translation", §2.3, in row-vector form:
+statistical machine translation" (its "hidden unit that adaptively remembers and
+forgets"), in row-vector form:
 
     r = σ(u_t W_in^r + h_{t−1} W_rec^r + b^r)                 (reset gate)
     z = σ(u_t W_in^z + h_{t−1} W_rec^z + b^z)                 (update gate)
@@ -24,7 +25,8 @@ from typing import Sequence
 
 import torch
 
-from bptt.engine.exact import project_inputs
+from bptt.engine.exact import StepResult, project_inputs
+from bptt.models import gru_bptt
 from bptt.models.base import AutogradEnsemble
 from bptt.models.init import spectral_radius
 from bptt.models.lstm import gate_weights
@@ -94,6 +96,31 @@ class GRU(AutogradEnsemble):
         """ρ of each member's candidate recurrent block W_rec[:, :, 2H:3H], ``[E]``."""
         H = self.n_hidden
         return spectral_radius(self.W_rec.detach()[:, :, 2 * H:])
+
+    def forward_backward(self, x: torch.Tensor, y: torch.Tensor, *, alpha: torch.Tensor | float = 0.0,
+                         omega: str | None = "squared", h0: torch.Tensor | None = None,
+                         mask: torch.Tensor | None = None, cuda_graph: bool = False) -> StepResult:
+        """Loss, exact gradients and the gradient norm of each member.
+
+        With ``reset_after=True`` by the hand-derived pass of :mod:`bptt.models.gru_bptt`
+        (no autograd graph; the same numbers as :meth:`AutogradEnsemble.forward_backward`
+        up to rounding), otherwise by ``torch.autograd``. See
+        :meth:`bptt.models.base.EnsembleModel.forward_backward` for the arguments;
+        ``cuda_graph`` is ignored.
+
+        Raises:
+            ValueError: for badly shaped or typed inputs, targets, α, h0 or mask.
+            NotImplementedError: for α > 0 with ``omega`` set (Ω comes through
+                :mod:`bptt.omega`).
+        """
+        if not self.reset_after:
+            return super().forward_backward(x, y, alpha=alpha, omega=omega, h0=h0, mask=mask)
+        self._check_batch(x, y, h0, mask)
+        self._refuse_omega(alpha, omega)
+        params = {k: p.detach() for k, p in self.params.items()}
+        loss, grads, state = gru_bptt.forward_backward(params, x.to(self.dtype), y, output=self.output,
+                                                       h0=h0, mask=mask)
+        return self._result(loss, grads, state)
 
     def _run(self, params, x, state, keep):
         W_rec, b_rec = params["W_rec"], params["b_rec"]

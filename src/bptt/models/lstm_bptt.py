@@ -15,10 +15,13 @@ Going back one step (⊙ elementwise, τ_t = tanh c_t):
     ∂c_{t−1}(from t) = ∂c_t ⊙ f_t,           ∂h_{t−1} = δ_t W_recᵀ (+ its readout term).
 
 The candidate g runs as tanh(a) = 2σ(2a) − 1 with the factor 2 folded into its weight
-columns, so one sigmoid covers all four gates and one product s(1 − s) gives every
-gate's derivative; the loop then carries δ_g/4 and the factor returns in W_recᵀ's g
-rows and in the g columns of the weight gradients. Exact up to rounding; the tests
-hold it to ``torch.autograd`` at 1e-10 in float64.
+columns, so one sigmoid covers all four gates and s(1 − s) gives every gate's
+derivative; the loop then carries δ_g/4 and the factor returns in W_recᵀ's g rows and
+in the g columns of the weight gradients. The factors that multiply ∂c_t and ∂h_t
+(g σ'_i, c_{t−1} σ'_f, i σ'_g, τ σ'_o and o(1 − τ²)) are formed for all steps at once
+after the forward loop, so that each backward step is four element-wise products and
+one batched product. Exact up to rounding; the tests hold it to ``torch.autograd`` at
+1e-10 in float64.
 
 The per-step arrays ([T, E, B, 4H]) live in a module-wide :class:`Workspace` reused
 from one pass to the next: touching fresh pages costs more than the arithmetic.
@@ -55,25 +58,25 @@ def readout_backward(params: dict[str, torch.Tensor], hs: torch.Tensor, y: torch
     """Loss, output-weight gradients and ∂L/∂h_t from the readout.
 
     Args:
-        hs: ``[T+1, E, B, H]`` the states h_0..h_T.
+        hs: ``[E, T+1, B, H]`` the states h_0..h_T (ensemble-major).
 
     Returns:
         ``(loss [E], grad_W_out, grad_b_out, direct)`` with ``direct`` ∂L/∂h_t of the
         readout: ``[E, T, B, H]`` for per-step outputs, ``[E, B, H]`` (at h_T) otherwise.
     """
     W_out, b_out = params["W_out"], params["b_out"]
-    T, E, B, H = hs.shape[0] - 1, hs.shape[1], hs.shape[2], hs.shape[3]
+    E, T, B, H = hs.shape[0], hs.shape[1] - 1, hs.shape[2], hs.shape[3]
     if output in PER_STEP:
         weight, count = None, float(T * B)
         if mask is not None:
             weight = mask.to(hs.dtype).reshape(1, T * B)
             count = weight.sum().clamp_min(1.0)
-        top = hs[1:].permute(1, 0, 2, 3).reshape(E, T * B, H)
+        top = hs[:, 1:].reshape(E, T * B, H)
         z = torch.baddbmm(b_out.unsqueeze(1), top, W_out)
         loss, dz = loss_and_grad(z, flat_targets(y, output), output, weight, count)
         direct = torch.bmm(dz, W_out.transpose(1, 2)).view(E, T, B, H)
     else:
-        top = hs[T]
+        top = hs[:, T]
         z = torch.baddbmm(b_out.unsqueeze(1), top, W_out)
         loss, dz = loss_and_grad(z, y, output, None, float(B))
         direct = torch.bmm(dz, W_out.transpose(1, 2))
@@ -115,31 +118,44 @@ def forward_backward(params: dict[str, torch.Tensor], x: torch.Tensor, y: torch.
     dtype, dev = W_rec.dtype, W_rec.device
     two = _gate_scale(H, 2.0, W_rec)
 
-    # ---- forward: act[t] = [i|f|g|o]_{t+1}, der[t] = s(1−s) of each gate's sigmoid ----
+    # ---- forward: act[t] = [i|f|s_g|o] of step t+1 (s_g = σ(2a_g), g = 2s_g − 1) -------
     ws = workspace or _WORKSPACE
     act = ws.get("act", (T, E, B, 4 * H), dtype, dev)
-    der = ws.get("der", (T, E, B, 4 * H), dtype, dev)
-    hs = ws.get("hs", (T + 1, E, B, H), dtype, dev)
-    cs = ws.get("cs", (T + 1, E, B, H), dtype, dev)
+    hs = ws.get("hs", (E, T + 1, B, H), dtype, dev)                 # ensemble-major: the
+    cs = ws.get("cs", (T + 1, E, B, H), dtype, dev)                 # products read it as is
     taus = ws.get("taus", (T, E, B, H), dtype, dev)
     if h0 is None:
-        hs[0].zero_()
+        hs[:, 0].zero_()
         cs[0].zero_()
     else:
-        hs[0].copy_(h0[..., :H])
+        hs[:, 0].copy_(h0[..., :H])
         cs[0].copy_(h0[..., H:])
     W2 = W_rec * two
     # u_t W_in + b for every step, written time-major straight into act
     torch.matmul(x if x.dim() == 4 else x.unsqueeze(1), W_in * two, out=act)
     act.add_((b * two).unsqueeze(1))
     with torch.inference_mode():
-        for t, (a, d) in enumerate(zip(act.unbind(0), der.unbind(0))):
-            a.baddbmm_(hs[t], W2).sigmoid_()
-            torch.addcmul(a, a, a, value=-1.0, out=d)
-            i, f, g, o = a.split(H, -1)
-            g.mul_(2.0).sub_(1.0)
-            c = torch.mul(f, cs[t], out=cs[t + 1]).addcmul_(i, g)
-            torch.mul(o, torch.tanh(c, out=taus[t]), out=hs[t + 1])
+        for t, a in enumerate(act.unbind(0)):
+            a.baddbmm_(hs[:, t], W2).sigmoid_()
+            i, f, s_g, o = a.split(H, -1)
+            c = torch.mul(f, cs[t], out=cs[t + 1]).addcmul_(i, s_g, value=2.0).sub_(i)   # f c + i (2s_g − 1)
+            torch.mul(o, torch.tanh(c, out=taus[t]), out=hs[:, t + 1])
+
+    # ---- what the backward loop multiplies by, for all steps at once -------------------
+    # coef[t] = [g σ'_i | c_{t−1} σ'_f | i σ'_g | τ σ'_o] (σ' = s(1 − s); σ'_g of s_g, so the
+    # loop carries δ_g/4), q[t] = o (1 − τ²)
+    coef = ws.get("coef", (T, E, B, 4 * H), dtype, dev)
+    torch.addcmul(act, act, act, value=-1.0, out=coef)
+    i_all, f_all, g_all, o_all = act.split(H, -1)
+    g_all.mul_(2.0).sub_(1.0)
+    ci, cf, cg, co = coef.split(H, -1)
+    ci.mul_(g_all)
+    cf.mul_(cs[:-1])
+    cg.mul_(i_all)
+    co.mul_(taus)
+    one = torch.ones((), dtype=dtype, device=dev)
+    q = ws.get("q", (T, E, B, H), dtype, dev)
+    torch.addcmul(one, taus, taus, value=-1.0, out=q).mul_(o_all)
 
     loss, grad_W_out, grad_b_out, direct = readout_backward(params, hs, y, output, mask)
     per_step = output in PER_STEP
@@ -149,26 +165,18 @@ def forward_backward(params: dict[str, torch.Tensor], x: torch.Tensor, y: torch.
     W_back = (W_rec * _gate_scale(H, 4.0, W_rec)).transpose(1, 2)  # [E,4H,H]
     carry = torch.zeros(E, B, H, dtype=dtype, device=dev)          # ∂c_t from step t+1
     dc = torch.empty_like(carry)
-    tmp = torch.empty_like(carry)
     dh_buf = torch.empty_like(carry)
     dh = direct[:, T - 1] if per_step else direct
-    one = torch.ones((), dtype=dtype, device=dev)
     with torch.inference_mode():
         for t in range(T - 1, -1, -1):
-            i, f, g, o = act[t].split(H, -1)
-            tau = taus[t]
             D = delta[:, t]
-            Di, Df, Dg, Do = D.split(H, -1)
-            torch.addcmul(one, tau, tau, value=-1.0, out=tmp).mul_(o)
-            torch.addcmul(carry, dh, tmp, out=dc)
-            torch.mul(dc, g, out=Di)
-            torch.mul(dc, cs[t], out=Df)
-            torch.mul(dc, i, out=Dg)
-            torch.mul(dh, tau, out=Do)
-            D.mul_(der[t])
+            torch.addcmul(carry, dh, q[t], out=dc)                   # ∂c_t
+            torch.mul(dc.unsqueeze(2), coef[t, ..., :3 * H].unflatten(-1, (3, H)),
+                      out=D[..., :3 * H].unflatten(-1, (3, H)))      # δ_i, δ_f, δ_g/4
+            torch.mul(dh, coef[t, ..., 3 * H:], out=D[..., 3 * H:])  # δ_o
             if t == 0:
                 break
-            torch.mul(dc, f, out=carry)
+            torch.mul(dc, f_all[t], out=carry)
             dh = torch.bmm(D, W_back, out=dh_buf)
             if per_step:
                 dh.add_(direct[:, t - 1])
@@ -176,9 +184,7 @@ def forward_backward(params: dict[str, torch.Tensor], x: torch.Tensor, y: torch.
     # ---- weight gradients in one product over all steps ------------------------------
     four = _gate_scale(H, 4.0, W_rec)
     flat = delta.view(E, T * B, 4 * H)
-    left = ws.get("left", (E, T, B, H), dtype, dev)
-    left.copy_(hs[:-1].permute(1, 0, 2, 3))
-    left = left.view(E, T * B, H)
+    left = hs[:, :T].reshape(E, T * B, H)                           # a view: h_0..h_{T−1}
     grads = {"W_in": input_gradient(x, flat).mul_(four), "W_rec": torch.bmm(left.transpose(1, 2), flat).mul_(four),
              "b": flat.sum(1).mul_(four), "W_out": grad_W_out, "b_out": grad_b_out}
-    return loss, grads, torch.cat([hs[T], cs[T]], -1)
+    return loss, grads, torch.cat([hs[:, T], cs[T]], -1)
