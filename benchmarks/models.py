@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> dict:
         line = f"  {name:<22s} {ms[name]:9.3f} ms"
         if name in ratios:
             base = "torch_lstm" if name.startswith("lstm") else "torch_gru"
-            line += f"   {ratios[name]:6.2f}x faster than {base}"
+            line += f"   speed-up over {base}: {ratios[name]:5.2f}x"
         print(line)
     result = {"config": vars(args) | {"threads": torch.get_num_threads()}, "ms_per_update": ms,
               "samples": samples, "ratios": ratios}
