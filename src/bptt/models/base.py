@@ -361,7 +361,7 @@ class AutogradEnsemble(torch.nn.Module):
     def _refuse_omega(self, alpha, omega) -> None:
         checks.check_alpha(alpha, self.ensemble)
         check_omega(omega)
-        if omega is not None and _positive(alpha):
+        if omega is not None and any_positive(alpha):
             raise NotImplementedError(
                 f"Ω for {type(self).__name__} is not computed by the model; it comes through "
                 f"bptt.omega (Ω for torch modules). Pass alpha=0 or omega=None here.")
@@ -454,7 +454,8 @@ class AutogradEnsemble(torch.nn.Module):
         return Evaluation(loss=total / count, wrong=wrong if self.output == "softmax" else None, h_last=state)
 
 
-def _positive(alpha) -> bool:
+def any_positive(alpha) -> bool:
+    """Whether α (a float or a tensor) is > 0 for any member."""
     if isinstance(alpha, torch.Tensor):
         return bool((alpha > 0).any())
     return float(alpha) > 0 and math.isfinite(float(alpha))

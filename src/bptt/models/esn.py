@@ -3,26 +3,28 @@
 Jaeger (2001), "The 'echo state' approach to analysing and training recurrent neural
 networks" (GMD Report 148); the choices and defaults follow Lukoševičius (2012), "A
 practical guide to applying echo state networks" (in *Neural Networks: Tricks of the
-Trade*, 2nd ed.), cited below by its section titles. The reservoir (leaky-integrator form of
-Lukoševičius' basic model, in row vectors):
+Trade*, 2nd ed.), cited below by its section titles. The reservoir (the leaky-integrator
+form of Lukoševičius' basic model, in row vectors):
 
     h_t = (1 − a) h_{t−1} + a tanh(h_{t−1} W_rec + u_t W_in + b),   h_0 = 0,
     ŷ_t = h_t W_out + b_out   (then the output nonlinearity).
 
 Only W_out and b_out learn. W_rec, W_in and b are drawn once and never change:
 
-* W_rec: sparse, ``nonzero`` entries per row (default 10, "a fixed small number of
-  connections per unit", "Sparsity of the reservoir"), values U(−1, 1) ("Distribution of nonzero elements"), then rescaled to spectral
-  radius ``radius`` (default 0.95; ρ < 1 as the rule of thumb, closer to 1 for
-  tasks needing longer memory, "Spectral radius");
+* W_rec: sparse, ``nonzero`` entries per row (default 10: a small fixed number of
+  connections per unit, "Sparsity of the reservoir"), values U(−1, 1) ("Distribution
+  of nonzero elements"), then rescaled to spectral radius ``radius`` (default 0.95:
+  ρ < 1 as the rule of thumb, closer to 1 for tasks needing longer memory,
+  "Spectral radius");
 * W_in: dense U(−s, s) with s = ``input_scaling`` (default 1.0, "Input scaling");
 * b: U(−s_b, s_b) with s_b = ``bias_scaling`` (default 1.0: the bias as a constant
   input scaled like the others, "Input scaling");
 * a = ``leak`` ∈ (0, 1] (default 1.0, Jaeger's original non-leaky ESN; "Leaking rate").
 
 The readout is fitted in closed form by ridge regression, :meth:`ESN.fit_readout`
-(Lukoševičius, "Ridge regression"), or trained by SGD through :meth:`ESN.forward_backward`,
-which returns gradients for the readout and zeros for the reservoir.
+(Lukoševičius, "Ridge regression"), or trained by SGD through
+:meth:`ESN.forward_backward`, which returns gradients for the readout and zeros for
+the reservoir.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ import torch.nn.functional as F
 from bptt.engine.exact import StepResult, project_inputs
 from bptt.engine.outputs import PER_STEP
 from bptt.models import checks
-from bptt.models.base import AutogradEnsemble, _positive, mean_loss
+from bptt.models.base import AutogradEnsemble, any_positive, mean_loss
 from bptt.models.init import spectral_radius
 from bptt.omega.terms import check_omega
 
@@ -170,7 +172,7 @@ class ESN(AutogradEnsemble):
         self._check_batch(x, y, h0, mask)
         checks.check_alpha(alpha, self.ensemble)
         check_omega(omega)
-        if omega is not None and _positive(alpha):
+        if omega is not None and any_positive(alpha):
             raise ValueError("Ω is meaningless on an echo-state network: its recurrent weights do not learn. "
                              "Pass alpha=0 or omega=None.")
         h, state = self.states(x, h0)

@@ -27,7 +27,7 @@ import torch
 
 from bptt.engine.exact import Workspace
 from bptt.engine.outputs import PER_STEP
-from bptt.models.lstm_bptt import input_gradient, readout_backward
+from bptt.models.readout import input_gradient, readout_backward
 
 _WORKSPACE = Workspace()
 
