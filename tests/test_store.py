@@ -268,6 +268,29 @@ def test_claim_other_host_not_considered_dead(store):
     assert store.claim("k", CONFIG, stale_after=0) is not None
 
 
+def test_is_live_agrees_with_claim(path):
+    with Store(path) as s:
+        mine = s.start_run({"a": 1}, key="mine")
+        assert s.is_live(s.get_run(mine)) and s.owns(s.get_run(mine))
+        dead = s.start_run({"a": 2}, key="dead")
+        s._conn.execute("UPDATE runs SET pid = ? WHERE id = ?", (_dead_pid(), dead))
+        far = s.start_run({"a": 3}, key="far")
+        s._conn.execute("UPDATE runs SET host = 'elsewhere', pid = 999999999,"
+                        " updated = '2000-01-01T00:00:00+00:00' WHERE id = ?", (far,))
+        done = s.start_run({"a": 4}, key="done")
+        s.finish_run(done, "stopped", {})
+        runs = {r["key"]: r for r in s.list_runs()}
+        assert not s.is_live(runs["dead"]) and not s.owns(runs["dead"])
+        assert s.is_live(runs["far"]) and not s.is_live(runs["far"], stale_after=3600)
+        assert not s.owns(runs["far"])
+        assert not s.is_live(runs["done"]) and s.owns(runs["done"])
+        assert s.is_live(runs["mine"], stale_after=3600)
+        # what is live, claim refuses; what is not, claim takes over
+        for key, stale_after in (("mine", None), ("dead", None), ("far", None), ("far", 3600), ("done", None)):
+            live = s.is_live(s.list_runs(key=key, limit=1)[0], stale_after=stale_after)
+            assert (s.claim(key, {"k": key}, stale_after=stale_after) is None) == live, (key, stale_after)
+
+
 def test_finished_keys(store):
     for i, status in enumerate(["succeeded", "failed", "diverged", "stopped", None]):
         rid = store.claim(f"k{i}", {"i": i}, sweep="s")

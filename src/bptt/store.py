@@ -496,6 +496,27 @@ class Store:
             return True
         return False
 
+    def is_live(self, run: Mapping[str, Any], stale_after: float | None = None) -> bool:
+        """Whether ``run`` is ``running`` in a process that is still alive.
+
+        The opposite of what :meth:`claim` calls abandoned: a ``running`` run is live
+        unless its owner was on this host and is no longer alive, or it has not been
+        updated for ``stale_after`` seconds (with ``None``, a run owned by another host
+        counts as live however old). A run in any other status is not live. A run of
+        this very process is live; :meth:`owns` tells it apart.
+
+        Args:
+            run: a run as returned by :meth:`get_run` or :meth:`list_runs`.
+            stale_after: seconds without an update after which a run counts as abandoned.
+        """
+        if run["status"] != Status.RUNNING:
+            return False
+        return not self._abandoned(run["host"], run["pid"], run["updated"], stale_after)
+
+    def owns(self, run: Mapping[str, Any]) -> bool:
+        """Whether ``run`` (from :meth:`get_run` or :meth:`list_runs`) was started by this process."""
+        return run["host"] == self._host and run["pid"] == os.getpid()
+
     def claim(self, key: str, config: Mapping[str, Any], sweep: str | None = None,
               stale_after: float | None = None) -> int | None:
         """Atomically claim the work item ``key``; return a new run id or ``None``.

@@ -8,9 +8,9 @@ import torch
 from click.testing import CliRunner
 
 from bptt import ElmanRNN
-from bptt.cli_plot import plot
+from bptt.cli.plot import plot
 from bptt.diagnostics import gradient_flow
-from bptt.diagnostics.plots import load_run_model, load_run_record, plot_gradient_flow
+from bptt.diagnostics.plots import plot_gradient_flow
 from bptt.store import Store
 from bptt.training.trainer import TrainConfig, Trainer
 
@@ -147,33 +147,3 @@ def test_plot_functions_directly(tmp_path):
     assert len(rows) == 1 + 2 * 12 * 13 // 2
     with pytest.raises(ValueError, match="not taken apart"):
         plot_gradient_flow(flow, tmp_path / "gf2", param="b")
-
-
-def test_run_record_reads_curves_and_nonfinite_events():
-    store = Store(":memory:")
-    rid = store.start_run({"task": "adding", "min_length": 50, "max_length": 50, "method": "msgd-c",
-                           "init": "sigmoid", "seed": 4, "threshold": 1.0})
-    rows = [{"step": s, "loss": 1.0 / s, "grad_norm": 10.0 ** ((s // 10) % 5 - 2),
-             "grad_norm_mean": 0.1, "clipped": 0.5 if s % 20 == 0 else 0.0, "omega": 0.0,
-             "omega_fraction": 1.0, "nonfinite": 1.0 if s == 40 else 0.0} for s in range(10, 110, 10)]
-    rows[4].update(check_error=0.5, rho=1.2)
-    store.log_curve(rid, rows)
-    store.log_event(rid, 37, "nonfinite", "skipped")
-    record = load_run_record(store, rid)
-    assert record.nonfinite_steps.tolist() == [37]
-    assert "adding" in record.title() and "msgd-c" in record.title() and "seed 4" in record.title()
-    assert set(record.curves) >= {"loss", "grad_norm", "clipped", "check_error", "rho"}
-    with pytest.raises(KeyError):
-        load_run_record(store, 99)
-
-
-def test_in_progress_checkpoint_selects_the_member(tmp_path):
-    store = Store(tmp_path / "s.sqlite")
-    trainer = Trainer(TrainConfig(task="temporal_order", min_length=20, max_length=20, hidden=5,
-                                  seeds=[3, 4], max_updates=5, eval_every=100), store)
-    trainer._start_runs()
-    trainer.step()
-    trainer.save_checkpoint()
-    model, member, step = load_run_model(store, trainer.run_ids[1])
-    assert (member, step, model.ensemble) == (1, 1, 2)
-    assert model.seeds[member] == 4

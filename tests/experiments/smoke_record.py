@@ -122,10 +122,8 @@ def _train(args: list[str], store_path: Path, prefix: str) -> dict:
 
 
 def _table1(store, tmp: Path) -> None:
-    try:
-        from bptt.experiments.table1 import run_table1
-    except ImportError:
-        from bptt.experiments.natural import run_table1
+    from bptt.experiments.table1 import run_table1
+
     run_table1(store=store, datasets=list(TABLE1_DATASETS), budget="smoke", data_dir=DATA_DIR,
                out_dir=tmp / "table1", threads=1, progress=False, echo=lambda s: None)
 

@@ -6,7 +6,7 @@ import pytest
 
 from bptt.experiments import paper
 from bptt.experiments.report import measured_rates, write_report
-from bptt.experiments.reproduce import get
+from bptt.experiments.registry import get
 from bptt.store import Store
 
 

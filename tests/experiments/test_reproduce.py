@@ -8,7 +8,8 @@ from click.testing import CliRunner
 
 from bptt.cli import main
 from bptt.experiments import paper
-from bptt.experiments.reproduce import experiments, get, reproduce
+from bptt.experiments.registry import experiments, get
+from bptt.experiments.reproduce import reproduce
 from bptt.store import OUTCOME_STATUSES, Store
 
 PLANNED = {"figure7": 45, "synthetic": 12, "generalization": 1}

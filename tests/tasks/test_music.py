@@ -12,11 +12,13 @@ import numpy as np
 import pytest
 import torch
 
+from bptt.data import registry
 from bptt.tasks import checksums
 from bptt.tasks.music import (
     MUSIC_FILES,
     MUSIC_NAMES,
     N_KEYS,
+    count_windows,
     frame_nll_sum,
     iterate_windows,
     load_music,
@@ -58,26 +60,53 @@ def test_checksums_pass_on_real_files():
 @needs_data
 def test_corrupt_file_is_named(tmp_path):
     rel = MUSIC_FILES["jsb_chorales"]
-    shutil.copy(DATA_DIR / "SHA256SUMS", tmp_path / "SHA256SUMS")
     (tmp_path / "music").mkdir()
     raw = bytearray((DATA_DIR / rel).read_bytes())
     raw[len(raw) // 2] ^= 0x01
     (tmp_path / rel).write_bytes(bytes(raw))
-    expected = checksums.read_sums(DATA_DIR)[rel]
     with pytest.raises(ValueError, match="JSB_Chorales.mat") as err:
         load_music("jsb_chorales", tmp_path)
-    assert expected in str(err.value)
+    assert registry.get(rel).sha256 in str(err.value)
     assert hashlib.sha256(bytes(raw)).hexdigest() in str(err.value)
+    assert f"bptt data download --dataset jsb_chorales --data-dir {tmp_path}" in str(err.value)
 
 
 @needs_data
 def test_missing_file_is_named(tmp_path):
-    shutil.copy(DATA_DIR / "SHA256SUMS", tmp_path / "SHA256SUMS")
     with pytest.raises(FileNotFoundError, match="Nottingham.mat") as err:
         load_music("nottingham", tmp_path)
     msg = str(err.value)
-    assert str(tmp_path) in msg
-    assert "Boulanger-Lewandowski" in msg
+    assert str(tmp_path / "music" / "Nottingham.mat") in msg
+    assert f"bptt data download --dataset nottingham --data-dir {tmp_path}" in msg
+    assert "data_dir" not in msg and "verify=" not in msg
+
+
+@needs_data
+def test_missing_file_is_named_without_verification(tmp_path):
+    with pytest.raises(FileNotFoundError, match="Nottingham.mat") as err:
+        load_music("nottingham", tmp_path, verify=False)
+    assert "bptt data download --dataset nottingham" in str(err.value)
+
+
+@needs_data
+def test_a_directory_needs_only_the_files(tmp_path):
+    rel = MUSIC_FILES["jsb_chorales"]
+    (tmp_path / "music").mkdir()
+    shutil.copy(DATA_DIR / rel, tmp_path / rel)
+    data = load_music("jsb_chorales", tmp_path)
+    assert data.n_sequences("train") == README_SIZES["jsb_chorales"][0]
+
+
+@needs_data
+def test_a_disagreeing_sha256sums_is_refused(tmp_path):
+    rel = MUSIC_FILES["jsb_chorales"]
+    (tmp_path / "music").mkdir()
+    shutil.copy(DATA_DIR / rel, tmp_path / rel)
+    wrong = "0" * 64
+    (tmp_path / "SHA256SUMS").write_text(f"{wrong}  {rel}\n")
+    with pytest.raises(ValueError, match="JSB_Chorales.mat") as err:
+        load_music("jsb_chorales", tmp_path)
+    assert wrong in str(err.value) and registry.get(rel).sha256 in str(err.value)
 
 
 def test_unknown_name_lists_valid_names():
@@ -189,6 +218,24 @@ def test_windows_small_handmade():
     assert [w.reset.tolist() for w in ws] == [[True, True], [True, False], [True, False], [False, False]]
     assert [w.mask.sum(0).tolist() for w in ws] == [[4, 4], [2, 4], [4, 3], [3, 0]]
     assert [w.x.shape[0] for w in ws] == [4, 4, 4, 3]
+
+
+def test_count_windows_is_the_number_of_windows_iterated():
+    rng = np.random.default_rng(2)
+    seqs = [(rng.random((t, N_KEYS)) < 0.1).astype(np.uint8) for t in (5, 12, 3, 1, 8, 40, 2, 17)]
+    # the handmade case above: lane 1 holds the 11-step sequence's 3 chunks, lane 0 four
+    assert count_windows(seqs[:5], batch_size=2, window=4) == 4
+    for batch_size, window, seed in ((1, 4, None), (2, 4, 0), (3, 5, 1), (8, 3, 2), (20, 100, 3)):
+        n = count_windows(seqs, batch_size, window, rng=seed)
+        assert n == len(list(iterate_windows(seqs, batch_size, window, rng=seed))), (batch_size, window, seed)
+    # a Generator is advanced exactly as the iterator advances it
+    a, b = np.random.default_rng(5), np.random.default_rng(5)
+    assert [count_windows(seqs, 3, 4, rng=a) for _ in range(3)] == \
+        [len(list(iterate_windows(seqs, 3, 4, rng=b))) for _ in range(3)]
+    assert count_windows([], 2, 4) == 0 and count_windows([seqs[3]], 2, 4) == 0
+    for bad in (dict(batch_size=0, window=4), dict(batch_size=2, window=0)):
+        with pytest.raises(ValueError, match="must be >= 1"):
+            count_windows(seqs, **bad)
 
 
 def test_frame_nll_matches_definition():

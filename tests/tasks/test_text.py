@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from bptt.data import registry
 from bptt.tasks import checksums
 from bptt.tasks.text import (
     PTB_CHAR_FILES,
@@ -48,7 +49,6 @@ def test_checksums_pass_on_real_files():
 
 @needs_data
 def test_corrupt_file_is_named(tmp_path):
-    shutil.copy(DATA_DIR / "SHA256SUMS", tmp_path / "SHA256SUMS")
     (tmp_path / "ptb").mkdir()
     for rel in PTB_CHAR_FILES.values():
         shutil.copy(DATA_DIR / rel, tmp_path / rel)
@@ -58,18 +58,19 @@ def test_corrupt_file_is_named(tmp_path):
     (tmp_path / rel).write_bytes(bytes(raw))
     with pytest.raises(ValueError, match=r"ptb\.char\.valid\.txt") as err:
         load_ptb_chars(tmp_path)
-    assert checksums.read_sums(DATA_DIR)[rel] in str(err.value)
+    assert registry.get(rel).sha256 in str(err.value)
+    assert f"bptt data download --dataset ptb --data-dir {tmp_path}" in str(err.value)
 
 
 @needs_data
 def test_missing_file_is_named(tmp_path):
-    shutil.copy(DATA_DIR / "SHA256SUMS", tmp_path / "SHA256SUMS")
     (tmp_path / "ptb").mkdir()
     shutil.copy(DATA_DIR / PTB_CHAR_FILES["train"], tmp_path / PTB_CHAR_FILES["train"])
     with pytest.raises(FileNotFoundError, match=r"ptb\.char\.valid\.txt") as err:
         load_ptb_chars(tmp_path)
-    assert "simple-examples" in str(err.value)
-    assert str(tmp_path) in str(err.value)
+    msg = str(err.value)
+    assert str(tmp_path / "ptb" / "ptb.char.valid.txt") in msg
+    assert f"bptt data download --dataset ptb --data-dir {tmp_path}" in msg
 
 
 def test_unknown_symbol_in_valid_is_named(tmp_path):

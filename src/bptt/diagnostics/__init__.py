@@ -8,7 +8,8 @@
 * :mod:`.lyapunov`: Lyapunov exponents of the autonomous and input-driven network.
 * :mod:`.depth`: a signal backpropagated through shared (recurrent) versus untied
   (deep feedforward) random weights.
-* :mod:`.plots`: the figures, and the training record of a stored run.
+* :mod:`.plots`: their figures (styled by :mod:`.figure_style`).
+* :mod:`.run_record`: the training record of a stored run, read back and drawn.
 
 Everything works on one member (``member=0`` by default) of an ensemble model, in
 float64, and returns NumPy arrays or small frozen dataclasses.

@@ -1,4 +1,5 @@
-"""Figures for the diagnostics of §2 and for the training record of a stored run.
+"""Figures for the diagnostics of §2: gradient flow, Jacobian norms, spectra, Lyapunov
+exponents, and shared versus untied weights over depth.
 
 Every ``plot_*`` function writes ``<out_stem>.png``, ``<out_stem>.svg`` and the plotted
 data as ``<out_stem>.csv`` (plus a second CSV where a figure shows two kinds of data)
@@ -8,8 +9,6 @@ global backend is selected or changed.
 
 from __future__ import annotations
 
-import io
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -20,63 +19,27 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
 from bptt.diagnostics.depth import DepthExperiment
+from bptt.diagnostics.figure_style import (
+    NONFINITE_COLOR,
+    PARAM_COLORS,
+    PARAM_LABELS,
+    for_log,
+    log_limits,
+    positive,
+    spans_decades,
+)
 from bptt.diagnostics.gradient_flow import GradientFlow, JacobianNorms
 from bptt.diagnostics.lyapunov import LyapunovSpectrum
 from bptt.diagnostics.spectra import Spectrum
 from bptt.dynamics.plots import _save_figure, _with_suffix, _write_csv
 
 __all__ = [
-    "RunRecord",
-    "load_run_record",
-    "load_run_model",
     "plot_gradient_flow",
     "plot_jacobian_norms",
     "plot_spectra",
     "plot_lyapunov",
     "plot_depth",
-    "plot_training_record",
 ]
-
-PARAM_LABELS = {"W_rec": r"W_{rec}", "W_in": r"W_{in}", "b": r"b"}
-PARAM_COLORS = {"W_rec": "#1f4e9c", "W_in": "#d35400", "b": "#27864a"}
-NONFINITE_COLOR = "#c0392b"
-CLIP_COLOR = "#e67e22"
-
-
-def _positive(values: np.ndarray) -> np.ndarray:
-    v = np.asarray(values, dtype=np.float64)
-    return v[np.isfinite(v) & (v > 0)]
-
-
-def _spans_decades(values, decades: float = 2.0) -> bool:
-    v = _positive(values)
-    return v.size > 1 and np.log10(v.max() / v.min()) >= decades
-
-
-def _for_log(values) -> np.ndarray:
-    """Values with non-positive and non-finite entries masked as NaN (for log axes)."""
-    v = np.asarray(values, dtype=np.float64).copy()
-    v[~np.isfinite(v) | (v <= 0)] = np.nan
-    return v
-
-
-def _log_limits(ax, values, floor_decades: float = 40.0, note: bool = False) -> None:
-    """y-limits around the positive data, at most ``floor_decades`` decades deep.
-
-    With ``note``, says on the axes when some values lie below the floor or are 0.
-    """
-    all_v = np.asarray(values, dtype=np.float64)
-    v = _positive(all_v)
-    if v.size == 0:
-        return
-    hi = v.max()
-    lo = max(v.min(), hi * 10.0 ** (-floor_decades))
-    ax.set_ylim(lo / 3.0, hi * 3.0)
-    hidden = (v.min() < lo) or np.any(all_v[np.isfinite(all_v)] == 0)
-    if note and hidden:
-        ax.text(0.99, 0.01, f"values more than {floor_decades:g} decades below the largest, "
-                "or exactly 0, are off the axis",
-                transform=ax.transAxes, ha="right", va="bottom", fontsize=8, color="0.3")
 
 
 # ---------------------------------------------------------------------------
@@ -94,7 +57,7 @@ def plot_gradient_flow(flow: GradientFlow, out_stem: Path, param: str = "W_rec")
     fig = Figure(figsize=(13.5, 5.4), layout="constrained")
     grid = fig.add_gridspec(1, 2, width_ratios=(1.1, 1.0))
     ax = fig.add_subplot(grid[0, 0])
-    vals = _positive(C)
+    vals = positive(C)
     if flow.sources.size > 1 and vals.size:
         vmax = float(vals.max())
         vmin = max(float(vals.min()), vmax * 1e-24)
@@ -113,8 +76,8 @@ def plot_gradient_flow(flow: GradientFlow, out_stem: Path, param: str = "W_rec")
     else:
         t = int(flow.sources[-1]) if flow.sources.size else T
         row = C[t - 1, :t]
-        ax.semilogy(np.arange(1, t + 1), _for_log(row), "-o", ms=2.5, color=PARAM_COLORS[param])
-        _log_limits(ax, row, note=True)
+        ax.semilogy(np.arange(1, t + 1), for_log(row), "-o", ms=2.5, color=PARAM_COLORS[param])
+        log_limits(ax, row, note=True)
         ax.set_xlabel(rf"$k$: step at which ${sym}$ is used")
         ax.set_ylabel(rf"$\|$component $(T, k)\|_F$ (log scale)")
         ax.set_title(f"Components of the error at the last step, t = T = {t}")
@@ -125,13 +88,13 @@ def plot_gradient_flow(flow: GradientFlow, out_stem: Path, param: str = "W_rec")
     for name in flow.params:
         color = PARAM_COLORS[name]
         s = PARAM_LABELS[name]
-        ax2.semilogy(lags, _for_log(flow.lag_norm[name]), "-", color=color, lw=1.8,
+        ax2.semilogy(lags, for_log(flow.lag_norm[name]), "-", color=color, lw=1.8,
                      label=rf"$\|\sum_{{t-k=\mathrm{{lag}}}}$ component$\|_F$, ${s}$")
         if flow.sources.size > 1:
-            ax2.semilogy(lags, _for_log(flow.lag_mean[name]), "--", color=color, lw=1.3,
+            ax2.semilogy(lags, for_log(flow.lag_mean[name]), "--", color=color, lw=1.3,
                          label=rf"mean of $\|$component$\|_F$ over pairs, ${s}$")
         shown_vals += [flow.lag_norm[name], flow.lag_mean[name]]
-    _log_limits(ax2, np.concatenate(shown_vals), note=True)
+    log_limits(ax2, np.concatenate(shown_vals), note=True)
     ax2.set_xlabel(r"lag $t - k$ (steps the error travelled back)")
     ax2.set_ylabel("norm (log scale)")
     ax2.set_title("Profile over the lag: short-term vs long-term components")
@@ -169,14 +132,14 @@ def plot_jacobian_norms(jac: JacobianNorms, out_stem: Path, title: str = "") -> 
     lag = jac.lag
     show = jac.norms[:20]
     for i, row in enumerate(show):
-        ax.semilogy(lag, _for_log(row), "-", color="0.6", lw=0.8,
+        ax.semilogy(lag, for_log(row), "-", color="0.6", lw=0.8,
                     label="one sequence each" if i == 0 else None)
     gm = jac.geometric_mean()
-    ax.semilogy(lag, _for_log(gm), "-", color="#1f4e9c", lw=2.4,
+    ax.semilogy(lag, for_log(gm), "-", color="#1f4e9c", lw=2.4,
                 label=f"geometric mean over {jac.norms.shape[0]} sequences")
-    ax.semilogy(lag, _for_log(jac.bound), "--", color=NONFINITE_COLOR, lw=1.6,
+    ax.semilogy(lag, for_log(jac.bound), "--", color=NONFINITE_COLOR, lw=1.6,
                 label=rf"bound $\eta^{{t-k}}$, $\eta = \gamma\lambda_1 = {jac.gamma:g}\times{jac.lambda1:.3g}$")
-    _log_limits(ax, jac.norms, note=True)
+    log_limits(ax, jac.norms, note=True)
     ax.set_xlabel(r"lag $t - k$")
     ax.set_ylabel(r"$\|\partial h_t/\partial h_k\|_2$ (log scale)")
     head = rf"Jacobian norms $\|\partial h_t/\partial h_k\|_2$ for $t = {jac.t}$ (paper eq. 7)"
@@ -205,7 +168,7 @@ def plot_spectra(spectra: Spectrum | Sequence[Spectrum], out_stem: Path, title: 
     fig = Figure(figsize=(13, 5.6), layout="constrained")
     ax1, ax2 = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
     all_sv = np.concatenate([s.singular_values for s in specs])
-    log_sv = _spans_decades(all_sv, 1.5)
+    log_sv = spans_decades(all_sv, 1.5)
     thresholds = sorted({s.conditions.threshold for s in specs})
     for i, s in enumerate(specs):
         c = colors[i % len(colors)]
@@ -398,11 +361,11 @@ def plot_depth(result: DepthExperiment, out_stem: Path) -> list[Path]:
     for ui, (ax, unit) in enumerate(zip(axes, result.units)):
         for gi, g in enumerate(result.gains):
             c = colors[gi]
-            ax.semilogy(s, _for_log(tied_gm[ui, gi]), "-", color=c, lw=2.0)
-            ax.semilogy(s, _for_log(untied_rms[ui, gi]), "--", color=c, lw=1.6)
+            ax.semilogy(s, for_log(tied_gm[ui, gi]), "-", color=c, lw=2.0)
+            ax.semilogy(s, for_log(untied_rms[ui, gi]), "--", color=c, lw=1.6)
             if unit == "linear":
                 ax.semilogy(s, g ** s.astype(float), ":", color=c, lw=1.0, alpha=0.8)
-        _log_limits(ax, np.concatenate([tied_gm[ui].ravel(), untied_rms[ui].ravel()]), 30)
+        log_limits(ax, np.concatenate([tied_gm[ui].ravel(), untied_rms[ui].ravel()]), 30)
         ax.set_xlabel("steps backpropagated through $s$")
         ax.set_ylabel(r"$\|v_{D-s}\|$ (log scale)")
         ax.set_title(f"{unit} units", fontsize=11)
@@ -435,188 +398,4 @@ def plot_depth(result: DepthExperiment, out_stem: Path) -> list[Path]:
     paths.append(_write_csv(_with_suffix(out_stem, ".csv"),
                             ["unit", "gain", "steps", "tied_geometric_mean", "tied_rms",
                              "untied_geometric_mean", "untied_rms"], cols))
-    return paths
-
-
-# ---------------------------------------------------------------------------
-# Training record of a stored run
-# ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class RunRecord:
-    """What the results store holds about one run, for plotting.
-
-    Attributes:
-        run_id: the run's id.
-        status: its status.
-        config: its configuration (task, method, init, seed, ...).
-        metrics: its final metrics.
-        curves: ``{name: (steps, values)}`` as :meth:`bptt.store.Store.get_curve` returns.
-        nonfinite_steps: the updates at which a non-finite gradient was met.
-    """
-
-    run_id: int
-    status: str
-    config: dict
-    metrics: dict
-    curves: dict
-    nonfinite_steps: np.ndarray
-
-    def title(self) -> str:
-        c = self.config
-        L = f"{c.get('min_length')}"
-        if c.get("max_length") not in (None, c.get("min_length")):
-            L += f"–{c.get('max_length')}"
-        return (f"run {self.run_id}: {c.get('task', '?')} (L = {L}), method {c.get('method', '?')}, "
-                f"init {c.get('init', '?')}, seed {c.get('seed', '?')}; {self.status}")
-
-
-def load_run_record(store, run_id: int) -> RunRecord:
-    """Read a run's configuration, curves and non-finite events from a results store.
-
-    Raises:
-        KeyError: no run with that id.
-        ValueError: the run recorded no curves.
-    """
-    run = store.get_run(run_id)
-    curves = store.get_curve(run_id)
-    if not curves:
-        raise ValueError(f"run {run_id} has no recorded curves yet")
-    steps = [e["step"] for e in store.events(run_id, kind="nonfinite") if e["step"] is not None]
-    return RunRecord(run_id=int(run_id), status=run["status"], config=run["config"],
-                     metrics=run["metrics"], curves=curves,
-                     nonfinite_steps=np.asarray(sorted(steps), dtype=np.int64))
-
-
-def load_run_model(store, run_id: int):
-    """The network a run ended (or was last checkpointed) with, and its member index.
-
-    Returns ``(model, member, step)``: an :class:`bptt.models.ElmanRNN` (for an
-    in-progress checkpoint, the whole ensemble that was training), the index of the
-    run's network in it, and the update the checkpoint was saved at.
-
-    Raises:
-        KeyError: no run with that id.
-        ValueError: the run has no checkpoint, or it cannot be read.
-    """
-    import torch
-
-    from bptt.models import ElmanRNN
-
-    store.get_run(run_id)
-    ck = store.load_checkpoint(run_id)
-    if ck is None:
-        raise ValueError(f"run {run_id} has no saved checkpoint")
-    step, payload = ck
-    try:
-        state = torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
-        model = ElmanRNN.from_config(state["model_config"])
-        model.load_state_dict(state["model"])
-    except Exception as exc:  # a damaged or foreign payload
-        raise ValueError(f"the checkpoint of run {run_id} cannot be read: {exc}") from exc
-    member = 0
-    if "run_ids" in state and "active" in state:
-        m = list(state["run_ids"]).index(int(run_id))
-        member = list(state["active"]).index(m)
-    return model, member, int(step)
-
-
-def plot_training_record(record: RunRecord, out_stem: Path) -> list[Path]:
-    """Gradient norm (log, clipped blocks and non-finite updates marked), loss, ρ(W_rec), Ω."""
-    cv = record.curves
-    empty = (np.zeros(0, dtype=np.int64), np.zeros(0))
-    fig = Figure(figsize=(11, 11), layout="constrained")
-    axes = fig.subplots(4, 1, sharex=True)
-    a_g, a_l, a_r, a_o = axes
-
-    gs, gv = cv.get("grad_norm", empty)
-    ms, mv = cv.get("grad_norm_mean", empty)
-    cs, cvv = cv.get("clipped", empty)
-    a_g.semilogy(gs, _for_log(gv), "-", color="#1f4e9c", lw=1.2, label="max over the block")
-    if ms.size:
-        a_g.semilogy(ms, _for_log(mv), "-", color="#7fa7d9", lw=1.0, label="mean over the block")
-    if cs.size and np.any(cvv > 0):
-        at = {int(s): v for s, v in zip(gs, gv)}
-        sel = cvv > 0
-        ys = np.array([at.get(int(s), np.nan) for s in cs[sel]])
-        sc = a_g.scatter(cs[sel], _for_log(ys), c=cvv[sel], cmap="Oranges", vmin=0, vmax=1,
-                         marker="v", s=22, edgecolors="0.3", linewidths=0.4, zorder=4,
-                         label="block with clipped updates (colour: fraction clipped)")
-        fig.colorbar(sc, ax=a_g, label="fraction clipped", pad=0.01, aspect=12)
-    thr = record.config.get("threshold")
-    if record.config.get("method") in ("msgd-c", "msgd-cr") and thr is not None:
-        a_g.axhline(float(thr), color=CLIP_COLOR, ls="--", lw=1.2,
-                    label=f"clipping threshold {float(thr):g}"
-                          + (" (element-wise)" if record.config.get("clip") == "elementwise" else ""))
-    _log_limits(a_g, np.concatenate([gv, mv]))
-    a_g.set_ylabel(r"$\|\nabla E\|$ per update" + "\n(log scale)")
-    a_g.set_title("Gradient norm (each point summarises a block of updates)", fontsize=10.5)
-
-    ls_, lv = cv.get("loss", empty)
-    if _spans_decades(lv):
-        a_l.semilogy(ls_, _for_log(lv), "-", color="#27864a", lw=1.3, label="training loss")
-        a_l.set_ylabel("loss $E$ (log scale)")
-    else:
-        a_l.plot(ls_, lv, "-", color="#27864a", lw=1.3, label="training loss")
-        a_l.ticklabel_format(axis="y", useOffset=False)
-        a_l.set_ylabel("loss $E$")
-    es, ev = cv.get("check_error", empty)
-    if es.size:
-        a_e = a_l.twinx()
-        a_e.plot(es, ev, "o-", color="#8e44ad", ms=3, lw=1.0, label="error on check sequences")
-        a_e.set_ylabel("check error", color="#8e44ad")
-        a_e.set_ylim(-0.03, max(1.0, float(np.nanmax(ev)) if np.any(np.isfinite(ev)) else 1.0) + 0.03)
-        a_e.tick_params(axis="y", colors="#8e44ad")
-        h1, l1 = a_l.get_legend_handles_labels()
-        h2, l2 = a_e.get_legend_handles_labels()
-        a_l.legend(h1 + h2, l1 + l2, fontsize=8.5, loc="upper right")
-    else:
-        a_l.legend(fontsize=8.5, loc="upper right")
-    a_l.set_title("Loss (block means) and error rate at the evaluation points", fontsize=10.5)
-
-    rs, rv = cv.get("rho", empty)
-    a_r.plot(rs, rv, "o-", color="#d35400", ms=3, lw=1.2, label=r"$\rho(W_{rec})$")
-    a_r.axhline(1.0, color="0.3", ls=":", lw=1.0, label=r"$\rho = 1$")
-    a_r.ticklabel_format(axis="y", useOffset=False)
-    a_r.set_ylabel(r"spectral radius $\rho(W_{rec})$")
-    a_r.set_title("Spectral radius of the recurrent weights at the evaluation points", fontsize=10.5)
-    a_r.legend(fontsize=8.5, loc="best")
-
-    os_, ov = cv.get("omega", empty)
-    if _spans_decades(ov):
-        a_o.semilogy(os_, _for_log(ov), "-", color="#16a085", lw=1.2, label=r"$\Omega$")
-        a_o.set_ylabel(r"$\Omega$ (log scale)")
-    else:
-        a_o.plot(os_, ov, "-", color="#16a085", lw=1.2, label=r"$\Omega$")
-        a_o.ticklabel_format(axis="y", useOffset=False)
-        a_o.set_ylabel(r"$\Omega$")
-    alpha = record.config.get("alpha")
-    regularised = record.config.get("method") == "msgd-cr"
-    a_o.set_title(r"The regulariser $\Omega$ (eq. 9)"
-                  + (f", weight α = {alpha:g}" if regularised and alpha is not None
-                     else " (measured, not trained on)"), fontsize=10.5)
-    a_o.legend(fontsize=8.5, loc="best")
-    a_o.set_xlabel("update")
-    a_o.xaxis.set_major_locator(MaxNLocator(integer=True))
-
-    for i, s in enumerate(record.nonfinite_steps):
-        for ax in axes:
-            ax.axvline(int(s), color=NONFINITE_COLOR, lw=1.0, alpha=0.7,
-                       label=("non-finite gradient: update skipped" if (i == 0 and ax is a_g) else None))
-    for ax in axes:
-        ax.grid(alpha=0.3, which="both")
-    a_g.legend(fontsize=8.5, loc="best")
-    note = f"{record.nonfinite_steps.size} non-finite updates" if record.nonfinite_steps.size else ""
-    fig.suptitle(record.title() + (f"\n{note}" if note else ""), fontsize=12)
-    paths = _save_figure(fig, out_stem)
-    names = sorted(cv)
-    all_steps = np.unique(np.concatenate([cv[n][0] for n in names] + [np.zeros(0, dtype=np.int64)]))
-    cols: list[list] = [list(all_steps)]
-    for n in names:
-        lookup = dict(zip(cv[n][0].tolist(), cv[n][1].tolist()))
-        cols.append([lookup.get(int(s), "") for s in all_steps])
-    paths.append(_write_csv(_with_suffix(out_stem, ".csv"), ["step"] + names, cols))
-    paths.append(_write_csv(_with_suffix(out_stem, "_events.csv"), ["step", "kind"],
-                            [list(record.nonfinite_steps), ["nonfinite"] * record.nonfinite_steps.size]))
     return paths

@@ -1,6 +1,6 @@
 """Figures for the one-unit dynamics (bifurcation diagram, basins, trajectories, Figure 6).
 
-Every ``plot_*`` function takes the data computed by :mod:`.one_unit`, writes
+Every ``plot_*`` function takes the data computed by :mod:`bptt.dynamics`, writes
 ``<out_stem>.png``, ``<out_stem>.svg`` and the plotted data as
 ``<out_stem>.csv`` (plus ``<out_stem>_paths.csv`` for the descent paths of the
 error surface) and returns the written paths.  Figures are drawn with the
@@ -20,15 +20,10 @@ from matplotlib.patches import Patch
 from matplotlib.patheffects import withStroke
 from mpl_toolkits.mplot3d import Axes3D  # noqa: F401  (registers the 3-D projection)
 
-from .one_unit import (
-    Basins,
-    Bifurcation,
-    CliffDemo,
-    DescentPath,
-    ErrorSurface,
-    Trajectories,
-    activation,
-)
+from bptt.dynamics.basins import Basins, Trajectories
+from bptt.dynamics.cliff import CliffDemo, DescentPath, ErrorSurface
+from bptt.dynamics.fixed_points import Bifurcation
+from bptt.dynamics.unit_map import activation
 
 __all__ = [
     "plot_bifurcation",

@@ -17,10 +17,9 @@ from typing import Callable
 
 import numpy as np
 
+from bptt.methods import METHOD_COLOR, METHODS, Method
+from bptt.store import Status
 from bptt.training.trainer import TrainConfig, Trainer
-
-METHOD_LABEL = {"msgd": "MSGD", "msgd-c": "MSGD-C", "msgd-cr": "MSGD-CR"}
-METHOD_COLOR = {"msgd": "#d62728", "msgd-c": "#1f77b4", "msgd-cr": "#2ca02c"}
 
 
 def demo_configs(updates: int, seeds: list[int], length: int, init: str = "basic_tanh",
@@ -29,7 +28,7 @@ def demo_configs(updates: int, seeds: list[int], length: int, init: str = "basic
                         method=method, lr=lr, threshold=1.0, alpha=2.0, seeds=list(seeds),
                         max_updates=updates, eval_every=100, check_sequences=200,
                         eval_sequences=10_000, record_every=10, data_seed=1234)
-            for method in ("msgd", "msgd-c", "msgd-cr")]
+            for method in (m.value for m in METHODS)]
 
 
 def run_demo(*, store, updates: int, seeds: list[int], length: int, out_dir: Path,
@@ -43,15 +42,15 @@ def run_demo(*, store, updates: int, seeds: list[int], length: int, out_dir: Pat
         trainer = Trainer(config, store, progress=progress, sweep="demo")
         res = trainer.run()
         curves = [store.get_curve(m.run_id) for m in res.members]
-        results[config.method] = {"result": res, "curves": curves}
+        results[Method(config.method)] = {"result": res, "curves": curves}
     elapsed = time.perf_counter() - started
 
     rows = []
     for method, r in results.items():
         members = r["result"].members
-        solved = [m for m in members if m.status == "succeeded"]
+        solved = [m for m in members if m.status == Status.SUCCEEDED]
         rows.append({
-            "method": METHOD_LABEL[method],
+            "method": method.label,
             "succeeded": len(solved), "runs": len(members),
             "median_updates_to_success": float(np.median([m.updates for m in solved])) if solved else None,
             "final_error_mean": float(np.mean([m.error for m in members])),
@@ -87,6 +86,29 @@ def _markdown_table(rows: list[dict]) -> str:
 
 
 def plot_demo(results: dict, stem: Path, title: str = "") -> list[Path]:
+    """Draw :func:`demo_figure` into ``stem.png`` and ``stem.svg``; return the two paths."""
+    import matplotlib.pyplot as plt
+
+    fig = demo_figure(results, title)
+    paths = [stem.with_suffix(".png"), stem.with_suffix(".svg")]
+    fig.savefig(paths[0], dpi=110)
+    fig.savefig(paths[1])
+    plt.close(fig)
+    return paths
+
+
+def demo_figure(results: dict, title: str = ""):
+    """The demo's figure: error on fresh sequences, training loss and gradient norm over
+    the updates, one line per run, coloured by method.
+
+    Args:
+        results: ``{Method: {"curves": [curve per run]}}``, each curve as
+            :meth:`bptt.store.Store.get_curve` returns it (``name → (steps, values)``).
+        title: the figure's title.
+
+    Returns:
+        A matplotlib ``Figure`` with three axes (error in %, loss, gradient norm).
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -94,10 +116,10 @@ def plot_demo(results: dict, stem: Path, title: str = "") -> list[Path]:
 
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.4))
     # MSGD is drawn last and dashed: where clipping never acts, MSGD-C retraces it exactly
-    for method in sorted(results, key=lambda m: m == "msgd"):
+    for method in sorted(results, key=lambda m: m == Method.MSGD):
         r = results[method]
-        color, label = METHOD_COLOR[method], METHOD_LABEL[method]
-        style = {"ls": (0, (4, 3))} if method == "msgd" else {}
+        color, label = METHOD_COLOR[method], Method(method).label
+        style = {"ls": (0, (4, 3))} if method == Method.MSGD else {}
         for i, curve in enumerate(r["curves"]):
             lab = label if i == 0 else None
             if "check_error" in curve:
@@ -122,8 +144,4 @@ def plot_demo(results: dict, stem: Path, title: str = "") -> list[Path]:
     if title:
         fig.suptitle(title, fontsize=9, wrap=True)
     fig.tight_layout()
-    paths = [stem.with_suffix(".png"), stem.with_suffix(".svg")]
-    fig.savefig(paths[0], dpi=110)
-    fig.savefig(paths[1])
-    plt.close(fig)
-    return paths
+    return fig

@@ -18,12 +18,13 @@ from pathlib import Path
 import numpy as np
 
 from bptt.experiments import paper
-from bptt.experiments.report import Analysis, ClaimCheck, Comparison, Table, frac, pct
-from bptt.experiments.reproduce import Budget, Experiment
+from bptt.experiments.analysis import Analysis, ClaimCheck, Comparison, Table, frac, pct
+from bptt.experiments.experiment import Budget, Experiment
 from bptt.experiments.sweep import RunSpec
+from bptt.methods import METHOD_COLOR, Method
+from bptt.store import Status
 
-METHOD_COLOR = {"msgd": "#d62728", "msgd-c": "#1f77b4", "msgd-cr": "#2ca02c"}
-METHOD_MARKER = {"msgd": "s", "msgd-c": "o", "msgd-cr": "^"}
+METHOD_MARKER = {Method.MSGD: "s", Method.MSGD_C: "o", Method.MSGD_CR: "^"}
 
 
 class Figure7(Experiment):
@@ -56,11 +57,11 @@ class Figure7(Experiment):
                 for method in paper.FIGURE7_METHODS:
                     for seed in range(budget.seeds):
                         train = {"task": "temporal_order", "min_length": length, "max_length": length,
-                                 "hidden": paper.HIDDEN, "init": init, "method": method,
+                                 "hidden": paper.HIDDEN, "init": init, "method": method.value,
                                  "lr": paper.LEARNING_RATE, "threshold": paper.THRESHOLD, "alpha": paper.ALPHA,
                                  "batch_size": paper.BATCH_SIZE, "success_error": paper.SUCCESS_ERROR,
                                  "seed": seed, **budget.train_fields()}
-                        out.append(RunSpec(train, self.labels(budget, init=init, method=method, length=length,
+                        out.append(RunSpec(train, self.labels(budget, init=init, method=method.value, length=length,
                                                               seed=seed)))
         return out
 
@@ -76,7 +77,7 @@ class Figure7(Experiment):
             c["n"] += 1
             if r["metrics"].get("error") is not None:
                 c["errors"].append(r["metrics"]["error"])
-            if r["status"] == "succeeded":
+            if r["status"] == Status.SUCCEEDED:
                 c["succeeded"] += 1
                 c["updates"].append(r["metrics"].get("updates"))
         return cells
@@ -140,7 +141,7 @@ class Figure7(Experiment):
                 out.append(ClaimCheck(claims["length"], "does not hold", evidence + " (not rising)"))
 
         # smart_tanh + MSGD-CR solves every length
-        r = [(L, self.rate(cells, "smart_tanh", "msgd-cr", L)) for L in lengths]
+        r = [(L, self.rate(cells, "smart_tanh", Method.MSGD_CR, L)) for L in lengths]
         have = [(L, x) for L, x in r if x is not None]
         ev = ", ".join(f"L={L}: {pct(x)}" for L, x in have)
         if not have:
@@ -157,7 +158,7 @@ class Figure7(Experiment):
         rows = []
         for init in inits:
             for m in methods:
-                row = [init, paper.METHOD_LABEL[m]]
+                row = [init, m.label]
                 for L in lengths:
                     c = cells.get((init, m, L))
                     if not c:
@@ -175,7 +176,7 @@ class Figure7(Experiment):
         error_rows = []
         for init in inits:
             for m in methods:
-                row = [init, paper.METHOD_LABEL[m]]
+                row = [init, m.label]
                 for L in lengths:
                     errs = (cells.get((init, m, L)) or {}).get("errors")
                     row.append(f"{100 * np.mean(errs):.1f}%" if errs else "—")
@@ -187,8 +188,8 @@ class Figure7(Experiment):
                                  "learning.")
         comparisons = []
         for L in lengths:
-            x = self.rate(cells, "smart_tanh", "msgd-cr", L)
-            c = cells.get(("smart_tanh", "msgd-cr", L))
+            x = self.rate(cells, "smart_tanh", Method.MSGD_CR, L)
+            c = cells.get(("smart_tanh", Method.MSGD_CR, L))
             comparisons.append(Comparison(f"smart_tanh, MSGD-CR, L = {L}: success rate",
                                           f"{pct(x)} ({frac(c['succeeded'], c['n'])})" if c else "—", "100%",
                                           "pending" if x is None else ("matches" if x == 1.0 else "differs")))
@@ -196,11 +197,11 @@ class Figure7(Experiment):
         fig = self.plot(cells, out_dir / "figure7", budget)
         total = sum(c["n"] for c in cells.values())
         wins = sum(c["succeeded"] for c in cells.values())
-        cr = [self.rate(cells, i, "msgd-cr", L) for i in inits for L in lengths]
-        ms = [self.rate(cells, i, "msgd", L) for i in inits for L in lengths]
+        cr = [self.rate(cells, i, Method.MSGD_CR, L) for i in inits for L in lengths]
+        ms = [self.rate(cells, i, Method.MSGD, L) for i in inits for L in lengths]
         headline = (f"{wins} of {total} runs succeeded. Mean success rate over initializations and lengths: "
                     f"MSGD {pct(_mean(ms))}, MSGD-C "
-                    f"{pct(_mean([self.rate(cells, i, 'msgd-c', L) for i in inits for L in lengths]))}, "
+                    f"{pct(_mean([self.rate(cells, i, Method.MSGD_C, L) for i in inits for L in lengths]))}, "
                     f"MSGD-CR {pct(_mean(cr))} (budget `{budget.name}`: at most {budget.max_updates:,} updates "
                     f"per run, {budget.seeds} seed(s)).")
         data = {"cells": [{"init": k[0], "method": k[1], "length": k[2], **v} for k, v in sorted(cells.items())]}
@@ -222,7 +223,7 @@ class Figure7(Experiment):
                 y = [self.rate(cells, init, m, L) for L in lengths]
                 xs = [L + 4 * (k - 1) for L, v in zip(lengths, y) if v is not None]   # dodge coinciding points
                 ys = [100 * v for v in y if v is not None]
-                ax.plot(xs, ys, marker=METHOD_MARKER[m], color=METHOD_COLOR[m], label=paper.METHOD_LABEL[m],
+                ax.plot(xs, ys, marker=METHOD_MARKER[m], color=METHOD_COLOR[m], label=m.label,
                         lw=1.6, ms=6, alpha=0.9)
             ax.set(title=init, xlabel="sequence length", xticks=list(lengths), ylim=(-5, 105))
             ax.grid(alpha=0.3)

@@ -13,9 +13,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from bptt.experiments import paper
-from bptt.experiments.report import Analysis, ClaimCheck, Comparison, Table, frac, pct
-from bptt.experiments.reproduce import Budget, Experiment
+from bptt.experiments.analysis import Analysis, ClaimCheck, Comparison, Table, frac, pct
+from bptt.experiments.experiment import Budget, Experiment
 from bptt.experiments.sweep import RunSpec
+from bptt.methods import Method
+from bptt.store import Status
 
 INIT = "basic_tanh"
 
@@ -44,8 +46,9 @@ class Generalization(Experiment):
     def specs(self, budget: Budget) -> list[RunSpec]:
         lo, hi = paper.GENERALIZATION_TRAIN_LENGTHS
         return [RunSpec({"task": "temporal_order", "min_length": lo, "max_length": hi, "hidden": paper.HIDDEN,
-                         "init": INIT, "method": "msgd-cr", "lr": paper.LEARNING_RATE, "threshold": paper.THRESHOLD,
-                         "alpha": paper.ALPHA, "batch_size": paper.BATCH_SIZE, "success_error": paper.SUCCESS_ERROR,
+                         "init": INIT, "method": Method.MSGD_CR.value, "lr": paper.LEARNING_RATE,
+                         "threshold": paper.THRESHOLD, "alpha": paper.ALPHA, "batch_size": paper.BATCH_SIZE,
+                         "success_error": paper.SUCCESS_ERROR,
                          "seed": seed, **budget.train_fields()},
                         self.labels(budget, seed=seed),
                         {"lengths": list(paper.GENERALIZATION_TEST_LENGTHS), "sequences": budget.test_sequences,
@@ -88,7 +91,7 @@ class Generalization(Experiment):
             claims = [ClaimCheck(claim, verdict, f"{len(perfect)} of {n} seeds make no error at any length; "
                                                  f"the largest error is {pct(worst, 2)}")]
         fig = self.plot(per_seed, out_dir / "generalization", budget)
-        trained = sum(r["status"] == "succeeded" for r in runs)
+        trained = sum(r["status"] == Status.SUCCEEDED for r in runs)
         headline = (f"{trained} of {len(runs)} networks met the success criterion in training; "
                     f"{len(perfect)} of {n} make no error at any length up to {lengths[-1]} "
                     f"(budget `{budget.name}`: at most {budget.max_updates:,} updates, {budget.seeds} seed(s)).")

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bptt.methods import METHODS
+
 CITATION = ("R. Pascanu, T. Mikolov and Y. Bengio, \"On the difficulty of training recurrent "
             "neural networks\", ICML 2013 (arXiv:1211.5063)")
 
 # -- §4.1: the protocol of the temporal order experiment (Figure 7) -----------------------
 FIGURE7_INITS = ("sigmoid", "basic_tanh", "smart_tanh")
-FIGURE7_METHODS = ("msgd", "msgd-c", "msgd-cr")
+FIGURE7_METHODS = METHODS
 FIGURE7_LENGTHS = (50, 100, 150, 200, 250)
 FIGURE7_SEEDS = 5
 HIDDEN = 50
@@ -30,8 +32,6 @@ SUCCESS_ERROR = 0.01
 SUCCESS_SEQUENCES = 10_000
 #: The update budget of one run.
 MAX_UPDATES = 5_000_000
-
-METHOD_LABEL = {"msgd": "MSGD", "msgd-c": "MSGD-C", "msgd-cr": "MSGD-CR"}
 
 
 @dataclass(frozen=True)

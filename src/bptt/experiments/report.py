@@ -20,63 +20,18 @@ import json
 import math
 import re
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
 from bptt.experiments import paper
+from bptt.experiments.analysis import Analysis, ClaimCheck, Comparison, Table, frac, pct
+from bptt.experiments.manifest import machine, read_manifest
+from bptt.experiments.registry import get
 from bptt.experiments.sweep import steps_per_update, sweep_state
-from bptt.store import Store
+from bptt.store import Status, Store
 
-# -- what an experiment hands to the report ---------------------------------------------------
-
-
-@dataclass
-class Table:
-    title: str
-    columns: list[str]
-    rows: list[list[str]]
-    note: str = ""
-
-
-@dataclass
-class Comparison:
-    """One number of ours beside the paper's."""
-
-    quantity: str
-    ours: str
-    paper: str
-    verdict: str          # "matches", "differs", "not comparable", "pending"
-
-
-@dataclass
-class ClaimCheck:
-    claim: paper.Claim
-    verdict: str          # "holds", "does not hold", "not tested"
-    evidence: str
-
-
-@dataclass
-class Analysis:
-    headline: str
-    figures: list[Path] = field(default_factory=list)
-    tables: list[Table] = field(default_factory=list)
-    comparisons: list[Comparison] = field(default_factory=list)
-    claims: list[ClaimCheck] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    data: dict = field(default_factory=dict)
-
-
-# -- small helpers the experiments share -------------------------------------------------------
-
-
-def pct(x: float | None, digits: int = 0) -> str:
-    if x is None or (isinstance(x, float) and math.isnan(x)):
-        return "—"
-    return f"{100 * x:.{digits}f}%"
-
-
-def frac(k: int, n: int) -> str:
-    return f"{k}/{n}" if n else "—"
+__all__ = ["Analysis", "ClaimCheck", "Comparison", "Table", "budget_cost", "frac", "measured_rates", "pct",
+           "records", "render_html", "render_markdown", "render_summary", "write_report"]
 
 
 def records(store: Store, sweep: str) -> tuple[list[dict], dict]:
@@ -93,7 +48,7 @@ def records(store: Store, sweep: str) -> tuple[list[dict], dict]:
         else:
             stopped += 1
     out.sort(key=lambda r: r["id"])
-    return out, {"running": running, "stopped": stopped}
+    return out, {Status.RUNNING: running, Status.STOPPED: stopped}
 
 
 def _fmt_duration(s: float | None) -> str:
@@ -167,8 +122,6 @@ def write_report(store: Store, sweep: str, out_dir: Path | str, *, echo: Callabl
     Raises ``ValueError`` when the store holds no settled run of this sweep made by a
     known reproduction.
     """
-    from bptt.experiments.reproduce import get, machine, read_manifest
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     runs, others = records(store, sweep)
@@ -204,7 +157,7 @@ def write_report(store: Store, sweep: str, out_dir: Path | str, *, echo: Callabl
     meta = {
         "sweep": sweep, "experiment": exp.name, "title": exp.title, "paper_ref": exp.paper_ref,
         "budget": asdict(budget), "planned_runs": planned, "settled_runs": len(runs),
-        "statuses": statuses, "running": others["running"], "stopped_unsettled": others["stopped"],
+        "statuses": statuses, "running": others[Status.RUNNING], "stopped_unsettled": others[Status.STOPPED],
         "wall_seconds": wall, "invocations": invocations, "rates": rates, "machine": here,
         "cores": cores, "workers": workers, "cost_this_budget": this, "cost_full": full,
         "commands": commands, "written": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),

@@ -17,9 +17,11 @@ from pathlib import Path
 import numpy as np
 
 from bptt.experiments import paper
-from bptt.experiments.report import Analysis, ClaimCheck, Comparison, Table, frac, pct
-from bptt.experiments.reproduce import Budget, Experiment
+from bptt.experiments.analysis import Analysis, ClaimCheck, Comparison, Table, frac, pct
+from bptt.experiments.experiment import Budget, Experiment
 from bptt.experiments.sweep import RunSpec
+from bptt.methods import Method
+from bptt.store import Status
 
 #: problem → (task, task options, label)
 PROBLEMS = {
@@ -61,7 +63,7 @@ class Synthetic(Experiment):
 
     def specs(self, budget: Budget) -> list[RunSpec]:
         out = []
-        common = {"hidden": paper.HIDDEN, "init": INIT, "method": "msgd-cr", "lr": paper.LEARNING_RATE,
+        common = {"hidden": paper.HIDDEN, "init": INIT, "method": Method.MSGD_CR.value, "lr": paper.LEARNING_RATE,
                   "threshold": paper.THRESHOLD, "alpha": paper.ALPHA, "batch_size": paper.BATCH_SIZE,
                   "success_error": paper.SUCCESS_ERROR, **budget.train_fields()}
         lo, hi = paper.SYNTHETIC_TRAIN_LENGTHS
@@ -96,7 +98,7 @@ class Synthetic(Experiment):
         rows, comparisons, data = [], [], []
         for problem, length in row_keys:
             runs = by_row.get((problem, length), [])
-            wins = sum(r["status"] == "succeeded" for r in runs)
+            wins = sum(r["status"] == Status.SUCCEEDED for r in runs)
             errs = _errors(runs)
             paper_rate = paper.SYNTHETIC_SUCCESS[problem] / paper.SYNTHETIC_RUNS
             rows.append([PROBLEMS[problem][2], length, frac(wins, len(runs)), pct(paper_rate),
@@ -106,7 +108,7 @@ class Synthetic(Experiment):
         per_problem = {}
         for problem in PROBLEMS:
             runs = [r for (p, _), rs in by_row.items() if p == problem for r in rs]
-            wins = sum(r["status"] == "succeeded" for r in runs)
+            wins = sum(r["status"] == Status.SUCCEEDED for r in runs)
             per_problem[problem] = (wins, len(runs))
             paper_rate = paper.SYNTHETIC_SUCCESS[problem] / paper.SYNTHETIC_RUNS
             ours = wins / len(runs) if runs else None
@@ -165,7 +167,7 @@ class Synthetic(Experiment):
             runs = by_row.get((problem, length), [])
             short = PROBLEMS[problem][2].replace("memorization, ", "mem. ")
             names.append(short + ("" if problem in RANGE_PROBLEMS else f"\nL={length}"))
-            ours.append(100 * sum(r["status"] == "succeeded" for r in runs) / len(runs) if runs else np.nan)
+            ours.append(100 * sum(r["status"] == Status.SUCCEEDED for r in runs) / len(runs) if runs else np.nan)
             theirs.append(100 * paper.SYNTHETIC_SUCCESS[problem] / paper.SYNTHETIC_RUNS)
             colors.append(COLORS[problem])
         x = np.arange(len(names))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import numbers
 from typing import Sequence
 
 import torch
@@ -11,8 +13,21 @@ from bptt.engine.graphs import GraphCache
 from bptt.engine.outputs import PER_STEP, check_output
 from bptt.engine.units import check_unit
 from bptt.models import checks
-from bptt.models.init import DEFAULT_UNIT, check_init, ensemble_init, spectral_radius
+from bptt.models.init import DEFAULT_UNIT, check_init, check_init_options, ensemble_init, spectral_radius
 from bptt.omega.terms import check_omega
+
+
+def _is_int(value) -> bool:
+    """An integer (Python or NumPy, not a bool)."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _positive_int(name: str, value) -> int:
+    """``value`` as an int >= 1 (integral floats such as ``4.0`` accepted); ``ValueError`` otherwise."""
+    if (isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value)
+            or int(value) != value or value < 1):
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
 
 
 class ElmanRNN(torch.nn.Module):
@@ -67,26 +82,28 @@ class ElmanRNN(torch.nn.Module):
                  dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu",
                  init_options: dict | None = None) -> None:
         super().__init__()
-        for name, value in (("n_in", n_in), ("n_hidden", n_hidden), ("n_out", n_out)):
-            if int(value) != value or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        sizes = [_positive_int(name, value) for name, value in
+                 (("n_in", n_in), ("n_hidden", n_hidden), ("n_out", n_out))]
         check_init(init)
         self.unit = check_unit(unit if unit is not None else DEFAULT_UNIT[init])
         self.output = check_output(output)
         if seeds is None:
-            if ensemble < 1:
-                raise ValueError(f"ensemble must be >= 1, got {ensemble}")
-            seeds = [seed + e for e in range(ensemble)]
+            if not _is_int(seed):
+                raise ValueError(f"seed must be an integer, got {seed!r}")
+            seeds = [seed + e for e in range(_positive_int("ensemble", ensemble))]
+        seeds = list(seeds)
         if len(seeds) == 0:
             raise ValueError("seeds must not be empty")
+        if not all(_is_int(s) for s in seeds):
+            raise ValueError(f"seeds must be integers, got {seeds!r}")
         if dtype not in (torch.float32, torch.float64):
             raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
-        self.n_in, self.n_hidden, self.n_out = int(n_in), int(n_hidden), int(n_out)
+        self.n_in, self.n_hidden, self.n_out = sizes
         self.init = init
-        self.init_options = dict(init_options or {})
+        self.init_options = check_init_options(init, dict(init_options or {}))
         self.seeds = [int(s) for s in seeds]
         self._graphs: GraphCache | None = None     # CUDA graphs of forward_backward, by shape
-        tensors = ensemble_init(init, n_in, n_hidden, n_out, self.seeds, dtype=dtype,
+        tensors = ensemble_init(init, *sizes, self.seeds, dtype=dtype,
                                 device=device, **self.init_options)
         for name in exact.PARAM_NAMES:
             self.register_parameter(name, torch.nn.Parameter(tensors[name]))

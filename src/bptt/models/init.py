@@ -25,6 +25,9 @@ the ensemble it is part of and whatever the dtype (up to rounding).
 
 from __future__ import annotations
 
+import math
+import numbers
+
 import torch
 
 INITS = ("sigmoid", "basic_tanh", "smart_tanh", "orthogonal", "identity")
@@ -38,6 +41,36 @@ def check_init(name: str) -> str:
     if name not in INITS:
         raise ValueError(f"unknown init {name!r}; choose one of {', '.join(INITS)}")
     return name
+
+
+#: The options each initialization takes (see :func:`member_init`).
+INIT_OPTIONS = {"sigmoid": (), "basic_tanh": (), "smart_tanh": ("nonzero", "radius"),
+                "orthogonal": ("gain",), "identity": ("scale",)}
+
+
+def check_init_options(name: str, options: dict) -> dict:
+    """Check the options of initialization ``name``; return them unchanged.
+
+    ``nonzero`` (smart_tanh: entries kept per row of W_rec) must be a positive integer,
+    ``radius`` (smart_tanh: the spectral radius of W_rec) finite and > 0, ``gain``
+    (orthogonal) and ``scale`` (identity) finite. ``ValueError`` names an option the
+    initialization does not take, or a bad value.
+    """
+    check_init(name)
+    for key, value in options.items():
+        if key not in INIT_OPTIONS[name]:
+            takes = ", ".join(INIT_OPTIONS[name]) or "none"
+            raise ValueError(f"unknown option {key!r} of init {name}; it takes {takes}")
+        number = isinstance(value, numbers.Real) and not isinstance(value, bool)
+        if key == "nonzero":
+            if not (number and math.isfinite(value) and int(value) == value and value >= 1):
+                raise ValueError(f"nonzero must be a positive integer, got {value!r}")
+        elif key == "radius":
+            if not (number and math.isfinite(value) and value > 0):
+                raise ValueError(f"radius must be finite and > 0, got {value!r}")
+        elif not (number and math.isfinite(value)):
+            raise ValueError(f"{key} must be finite, got {value!r}")
+    return options
 
 
 def _normal(gen: torch.Generator, shape: tuple[int, ...], std: float) -> torch.Tensor:
@@ -60,7 +93,7 @@ def spectral_radius(W: torch.Tensor) -> torch.Tensor:
 def member_init(name: str, n_in: int, n_hidden: int, n_out: int, seed: int,
                 **options: float) -> dict[str, torch.Tensor]:
     """Parameters of one network (float64, no ensemble axis), drawn from ``seed``."""
-    check_init(name)
+    check_init_options(name, options)
     gen = torch.Generator().manual_seed(int(seed))
     H = n_hidden
     if name in ("sigmoid", "basic_tanh"):

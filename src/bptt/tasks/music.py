@@ -43,6 +43,7 @@ __all__ = [
     "MusicWindow",
     "load_music",
     "iterate_windows",
+    "count_windows",
     "sequence_steps",
     "frame_nll_sum",
     "nll_per_step",
@@ -110,6 +111,42 @@ def _as_generator(rng) -> np.random.Generator | None:
     return np.random.default_rng(rng)
 
 
+def _check_lanes(batch_size: int, window: int) -> None:
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if window < 1:
+        raise ValueError(f"window must be >= 1, got {window}")
+
+
+def count_windows(
+    sequences: Sequence[np.ndarray],
+    batch_size: int,
+    window: int = 200,
+    rng: np.random.Generator | int | None = None,
+) -> int:
+    """Number of batches :func:`iterate_windows` yields for the same arguments.
+
+    Plans the lanes exactly as :func:`iterate_windows` does (the same order for the
+    same ``rng``: a seed, or a numpy ``Generator`` in the same state) without building
+    any batch: the length, in windows, of the longest lane.
+
+    Args:
+        sequences: piano rolls ``[T, 88]``.
+        batch_size: number of lanes (>= 1).
+        window: most predicted steps per chunk (>= 1).
+        rng: ``None`` (the sequences in their given order), a seed, or a ``Generator``
+            (advanced by one permutation, as :func:`iterate_windows` would advance it).
+
+    Returns:
+        The number of windows; 0 when no sequence has a predicted step.
+    """
+    _check_lanes(batch_size, window)
+    gen = _as_generator(rng)
+    order = np.arange(len(sequences)) if gen is None else gen.permutation(len(sequences))
+    lanes = _plan_lanes([sequence_steps(s) for s in sequences], batch_size, window, order.tolist())
+    return max((len(lane) for lane in lanes), default=0)
+
+
 def iterate_windows(
     sequences: Sequence[np.ndarray],
     batch_size: int,
@@ -133,10 +170,7 @@ def iterate_windows(
     Every predicted step of every sequence appears exactly once with mask 1,
     so ``sum(mask)`` over all batches equals ``sum(T - 1)``.
     """
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    if window < 1:
-        raise ValueError(f"window must be >= 1, got {window}")
+    _check_lanes(batch_size, window)
     gen = _as_generator(rng)
     lengths = [sequence_steps(s) for s in sequences]
     order = np.arange(len(sequences)) if gen is None else gen.permutation(len(sequences))
@@ -248,9 +282,12 @@ def load_music(
 ) -> MusicData:
     """Load one of ``"jsb_chorales"``, ``"nottingham"``, ``"musedata"``, ``"piano_midi"``.
 
-    ``data_dir`` is the data directory (holding ``SHA256SUMS`` and
-    ``music/*.mat``); ``None`` uses :func:`bptt.tasks.checksums.default_data_dir`.
-    With ``verify`` the file is checked against ``SHA256SUMS`` first.
+    ``data_dir`` is the data directory (holding ``music/*.mat``); ``None`` uses
+    :func:`bptt.data.verify.default_data_dir`. With ``verify`` the file is first
+    checked against the SHA-256 embedded in :mod:`bptt.data.registry` (and the
+    directory's ``SHA256SUMS``, if any, must agree with it). A missing file
+    raises :class:`FileNotFoundError` naming it, where it was looked for and the
+    ``bptt data download`` command that fetches it.
     """
     from scipy.io import loadmat
 
@@ -259,12 +296,9 @@ def load_music(
     rel = MUSIC_FILES[key]
     if verify:
         checksums.verify(root, [rel])
+    else:
+        checksums.require(root, [rel])
     path = root / rel
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"data file {rel!r} is missing from data directory {root}; "
-            f"get it from {checksums.source_hint(rel)}"
-        )
     mat = loadmat(path)
     splits = {}
     for split, mat_key in _MAT_KEYS.items():

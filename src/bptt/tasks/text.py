@@ -215,21 +215,18 @@ def _encode(text: str, vocab: tuple[str, ...], where: str) -> np.ndarray:
 def load_ptb_chars(data_dir: str | os.PathLike | None = None, verify: bool = True) -> TextData:
     """Load ``ptb/ptb.char.{train,valid,test}.txt`` from the data directory.
 
-    ``data_dir`` ``None`` uses :func:`bptt.tasks.checksums.default_data_dir`.
-    With ``verify`` the files are checked against ``SHA256SUMS`` first.
+    ``data_dir`` ``None`` uses :func:`bptt.data.verify.default_data_dir`. With
+    ``verify`` the files are first checked against the SHA-256 embedded in
+    :mod:`bptt.data.registry` (and the directory's ``SHA256SUMS``, if any, must
+    agree with it). A missing file raises :class:`FileNotFoundError` naming it,
+    where it was looked for and the ``bptt data download`` command that fetches it.
     """
     root = checksums.resolve_data_dir(data_dir)
     if verify:
         checksums.verify(root, PTB_CHAR_FILES.values())
-    texts = {}
-    for split, rel in PTB_CHAR_FILES.items():
-        path = Path(root) / rel
-        if not path.is_file():
-            raise FileNotFoundError(
-                f"data file {rel!r} is missing from data directory {root}; "
-                f"get it from {checksums.source_hint(rel)}"
-            )
-        texts[split] = read_char_file(path)
+    else:
+        checksums.require(root, PTB_CHAR_FILES.values())
+    texts = {split: read_char_file(Path(root) / rel) for split, rel in PTB_CHAR_FILES.items()}
     vocab = tuple(sorted(set(texts["train"])))
     encoded = {split: _encode(text, vocab, PTB_CHAR_FILES[split]) for split, text in texts.items()}
     return TextData(vocab=vocab, **encoded)

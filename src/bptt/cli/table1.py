@@ -2,29 +2,13 @@
 
 from __future__ import annotations
 
-import signal
 import sys
 from pathlib import Path
 
 import click
 
-from bptt.experiments.natural import BUDGETS, DATASETS
-
-
-def _open_store(path: str | None):
-    from bptt.store import Store, default_store_path
-
-    p = Path(path) if path else default_store_path()
-    try:
-        return Store(p)
-    except ValueError as exc:
-        raise click.ClickException(str(exc)) from None
-
-
-def _sigterm_as_interrupt() -> None:
-    def handler(signum, frame):  # noqa: ARG001
-        raise KeyboardInterrupt
-    signal.signal(signal.SIGTERM, handler)
+from bptt.cli.common import open_store, out_option, progress_option, sigterm_as_interrupt, store_option
+from bptt.experiments.table1.protocol import BUDGETS, DATASETS
 
 
 def _datasets(values: tuple[str, ...]) -> list[str]:
@@ -42,25 +26,24 @@ def _datasets(values: tuple[str, ...]) -> list[str]:
 @click.option("--budget", default="quick", show_default=True, type=click.Choice(BUDGETS),
               help="smoke: seconds, checks the machinery; quick: a few epochs; full: the paper's protocol.")
 @click.option("--data-dir", type=click.Path(file_okay=False),
-              help="Folder holding SHA256SUMS, music/*.mat and ptb/ptb.char.*.txt "
+              help="Folder holding music/*.mat and ptb/ptb.char.*.txt "
                    "(default: $BPTT_DATA, or the nearest shared/data).")
-@click.option("--out", "out_dir", default="table1-output", show_default=True, type=click.Path(file_okay=False),
-              help="Where table1.md, table1.json and table1.png/.svg go.")
-@click.option("--store", "store_path", help="Results store (default $BPTT_STORE or ./bptt-results.sqlite).")
+@out_option("table1-output", "Where table1.md, table1.json and table1.png/.svg go.")
+@store_option
 @click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0),
               help="Seed of the initial weights (shared by the three methods) and of the window order.")
 @click.option("--threads", default=1, show_default=True, type=click.IntRange(min=1),
               help="CPU threads for PyTorch. One window per update makes every product a small "
                    "matrix-vector one, which more threads slow down rather than speed up.")
-@click.option("--device", default="cpu", show_default=True)
+@click.option("--device", default="cpu", show_default=True, help="Torch device, e.g. cpu or cuda.")
 @click.option("--max-epochs", type=click.IntRange(min=1),
               help="Cap the epochs of every data set below the budget's own (recorded with the runs "
                    "and stated in the report).")
 @click.option("--restart", is_flag=True, help="Train again even where finished runs are in the store.")
-@click.option("--progress/--no-progress", default=True, show_default=True)
+@progress_option
 def table1_command(datasets, budget, data_dir, out_dir, store_path, seed, threads, device, max_epochs,
                    restart, progress) -> None:
-    """The paper's Table 1: MSGD, MSGD+C and MSGD+CR on the natural problems.
+    """The paper's Table 1: MSGD, MSGD-C and MSGD-CR on the natural problems.
 
     Trains the three methods on each data set (Piano-midi.de, Nottingham, MuseData,
     JSB Chorales, Penn Treebank characters 1 and 5 steps ahead) as one ensemble,
@@ -69,10 +52,10 @@ def table1_command(datasets, budget, data_dir, out_dir, store_path, seed, thread
     killed, the same command resumes where it stopped; finished data sets are read
     back from the store.
     """
-    from bptt.experiments.natural import run_table1
+    from bptt.experiments.table1 import run_table1
 
-    _sigterm_as_interrupt()
-    store = _open_store(store_path)
+    sigterm_as_interrupt()
+    store = open_store(store_path)
     try:
         run_table1(store=store, datasets=_datasets(datasets), budget=budget, data_dir=data_dir,
                    out_dir=Path(out_dir), seed=seed, device=device, threads=threads, max_epochs=max_epochs,

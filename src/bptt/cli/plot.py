@@ -4,49 +4,21 @@ one-unit dynamics. Each writes ``<name>.png``, ``<name>.svg`` and ``<name>.csv``
 
 from __future__ import annotations
 
-import functools
 from pathlib import Path
 
 import click
 
 from bptt import tasks as task_registry
+from bptt.cli.common import library_errors, open_store, out_option, store_option
+from bptt.engine.units import UNITS
 from bptt.models.init import INITS
 
-UNIT_CHOICES = ["tanh", "sigmoid", "relu", "linear"]
-STORE_HELP = "Results store (default $BPTT_STORE or ./bptt-results.sqlite)."
-
-
-def _out_option(f):
-    return click.option("--out", "out_dir", default="plots", show_default=True,
-                        type=click.Path(file_okay=False), help="Directory for the figures.")(f)
+_out_option = out_option("plots", "Directory for the figures.")
 
 
 def _echo_paths(paths) -> None:
     for p in paths:
         click.echo(str(p))
-
-
-def _open_store(path: str | None):
-    from bptt.store import Store, default_store_path
-
-    p = Path(path) if path else default_store_path()
-    if not p.exists():
-        raise click.ClickException(f"no results store at {p}; pass --store PATH or set $BPTT_STORE")
-    try:
-        return Store(p)
-    except ValueError as exc:
-        raise click.ClickException(str(exc)) from None
-
-
-def _library_errors(f):
-    """ValueErrors from the library become clean command-line errors."""
-    @functools.wraps(f)
-    def wrapper(*args, **kwargs):
-        try:
-            return f(*args, **kwargs)
-        except ValueError as exc:
-            raise click.ClickException(str(exc)) from None
-    return wrapper
 
 
 @click.group("plot")
@@ -61,13 +33,13 @@ def plot() -> None:
 
 @plot.command("run")
 @click.argument("run_id", type=click.IntRange(min=1))
-@click.option("--store", "store_path", help=STORE_HELP)
+@store_option
 @_out_option
 def run_cmd(run_id: int, store_path: str | None, out_dir: str) -> None:
     """The training record of run RUN_ID: gradient norm, loss, ρ(W_rec) and Ω."""
-    from bptt.diagnostics.plots import load_run_record, plot_training_record
+    from bptt.diagnostics.run_record import load_run_record, plot_training_record
 
-    store = _open_store(store_path)
+    store = open_store(store_path, must_exist=True)
     try:
         record = load_run_record(store, run_id)
     except KeyError:
@@ -89,10 +61,10 @@ def _model_options(f):
     options = [
         click.option("--run", "run_id", type=click.IntRange(min=1),
                      help="Use the network saved with this run (its task and length by default)."),
-        click.option("--store", "store_path", help=STORE_HELP),
+        store_option,
         click.option("--init", default="smart_tanh", show_default=True, type=click.Choice(INITS),
                      help="Initialisation of a fresh network (without --run)."),
-        click.option("--unit", type=click.Choice(UNIT_CHOICES),
+        click.option("--unit", type=click.Choice(UNITS),
                      help="Recurrent unit of a fresh network (default: the init's own)."),
         click.option("--hidden", default=50, show_default=True, type=click.IntRange(min=1),
                      help="Hidden units of a fresh network."),
@@ -123,9 +95,9 @@ class _Network:
         self.run_id = o["run_id"]
         self.initial = None
         if self.run_id is not None:
-            from bptt.diagnostics.plots import load_run_model
+            from bptt.diagnostics.run_record import load_run_model
 
-            store = _open_store(o["store_path"])
+            store = open_store(o["store_path"], must_exist=True)
             try:
                 run = store.get_run(self.run_id)
                 model, member, step = load_run_model(store, self.run_id)
@@ -185,7 +157,7 @@ class _Network:
 @click.option("--params", "param_names", default="W_rec", show_default=True,
               help="Comma-separated parameters to take apart: W_rec, W_in, b.")
 @_out_option
-@_library_errors
+@library_errors
 def gradient_flow_cmd(param_names: str, out_dir: str, **o) -> None:
     """Gradient components over (t, k) and the lag (eq 5), and Jacobian norms (eq 7)."""
     from bptt.diagnostics.gradient_flow import COMPONENT_PARAMS, gradient_flow, jacobian_norms
@@ -209,7 +181,7 @@ def gradient_flow_cmd(param_names: str, out_dir: str, **o) -> None:
 @plot.command("spectra")
 @_model_options
 @_out_option
-@_library_errors
+@library_errors
 def spectra_cmd(out_dir: str, **o) -> None:
     """Singular values and eigenvalues of W_rec, with 1/γ and the unit circle."""
     from bptt.diagnostics.plots import plot_spectra
@@ -234,7 +206,7 @@ def spectra_cmd(out_dir: str, **o) -> None:
               help="Steps discarded before averaging.")
 @click.option("--k", "k", type=click.IntRange(min=1), help="Leading exponents only (default all).")
 @_out_option
-@_library_errors
+@library_errors
 def lyapunov_cmd(steps: int, transient: int, k: int | None, out_dir: str, **o) -> None:
     """Lyapunov exponents of the autonomous and of the input-driven network."""
     import numpy as np
@@ -268,16 +240,17 @@ def lyapunov_cmd(steps: int, transient: int, k: int | None, out_dir: str, **o) -
 
 
 @plot.command("depth")
-@click.option("--hidden", default=50, show_default=True, type=click.IntRange(min=1))
+@click.option("--hidden", default=50, show_default=True, type=click.IntRange(min=1), help="Hidden units H.")
 @click.option("--depth", default=100, show_default=True, type=click.IntRange(min=1),
               help="Steps to backpropagate through.")
 @click.option("--gains", default="0.8,0.9,1,1.1,1.2", show_default=True,
               help="Comma-separated gains g (weights N(0, g²/H)).")
 @click.option("--units", default="linear,tanh", show_default=True, help="Comma-separated units.")
-@click.option("--draws", default=20, show_default=True, type=click.IntRange(min=1))
-@click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0))
+@click.option("--draws", default=20, show_default=True, type=click.IntRange(min=1),
+              help="Random weight draws per gain and unit.")
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0), help="Seed of the draws.")
 @_out_option
-@_library_errors
+@library_errors
 def depth_cmd(hidden: int, depth: int, gains: str, units: str, draws: int, seed: int, out_dir: str) -> None:
     """Shared (recurrent) vs untied (deep feedforward) random weights over depth."""
     from bptt.diagnostics.depth import depth_experiment
@@ -291,9 +264,9 @@ def depth_cmd(hidden: int, depth: int, gains: str, units: str, draws: int, seed:
     if not g or any(not (v > 0) for v in g):
         raise click.BadParameter(f"gains must be positive, got {gains!r}", param_hint="--gains")
     us = [u.strip() for u in units.split(",") if u.strip()]
-    bad = [u for u in us if u not in UNIT_CHOICES]
+    bad = [u for u in us if u not in UNITS]
     if not us or bad:
-        raise click.BadParameter(f"choose units from {', '.join(UNIT_CHOICES)}, got {units!r}",
+        raise click.BadParameter(f"choose units from {', '.join(UNITS)}, got {units!r}",
                                  param_hint="--units")
     result = depth_experiment(hidden=hidden, depth=depth, gains=g, units=us, draws=draws, seed=seed)
     _echo_paths(plot_depth(result, Path(out_dir) / "depth"))
@@ -315,7 +288,7 @@ def _dynamics_options(f):
 @plot.command("bifurcation")
 @_dynamics_options
 @_out_option
-@_library_errors
+@library_errors
 def bifurcation_cmd(w: float, unit: str, out_dir: str) -> None:
     """Fixed points of the one-unit network against the bias b."""
     from bptt.dynamics import bifurcation
@@ -327,7 +300,7 @@ def bifurcation_cmd(w: float, unit: str, out_dir: str) -> None:
 @plot.command("basins")
 @_dynamics_options
 @_out_option
-@_library_errors
+@library_errors
 def basins_cmd(w: float, unit: str, out_dir: str) -> None:
     """Basins of attraction of the one-unit network, and orbits across their boundary."""
     from bptt.dynamics import basins, compare_pairs, perturbation_pairs
@@ -342,7 +315,7 @@ def basins_cmd(w: float, unit: str, out_dir: str) -> None:
 
 @plot.command("cliff")
 @_out_option
-@_library_errors
+@library_errors
 def cliff_cmd(out_dir: str) -> None:
     """The error surface of Figure 6 with plain and norm-clipped gradient descent."""
     from bptt.dynamics import cliff_demo

@@ -2,30 +2,21 @@
 
 from __future__ import annotations
 
-import signal
 import sys
 from pathlib import Path
 
 import click
 
-EXPERIMENTS = ("figure7", "synthetic", "generalization")
-STORE_HELP = "Results store (default $BPTT_STORE or ./bptt-results.sqlite)."
-
-
-def _store(path: str | None):
-    from bptt.store import Store, default_store_path
-
-    p = Path(path) if path else default_store_path()
-    try:
-        return Store(p)
-    except ValueError as exc:
-        raise click.ClickException(str(exc)) from None
-
-
-def _sigterm_as_interrupt() -> None:
-    def handler(signum, frame):  # noqa: ARG001
-        raise KeyboardInterrupt
-    signal.signal(signal.SIGTERM, handler)
+from bptt.cli.common import (
+    library_errors,
+    open_store,
+    out_option,
+    progress_option,
+    sigterm_as_interrupt,
+    store_option,
+)
+from bptt.experiments.experiment import BUDGETS
+from bptt.experiments.registry import EXPERIMENTS
 
 
 @click.group()
@@ -46,12 +37,11 @@ def reproduce() -> None:
 
 def _sweep_options(f):
     options = [
-        click.option("--budget", default="smoke", show_default=True, type=click.Choice(["smoke", "quick", "full"]),
+        click.option("--budget", default="smoke", show_default=True, type=click.Choice(BUDGETS),
                      help="smoke: minutes, checks the pipeline; quick: under an hour on 2 cores, fewer seeds and "
                           "lower update caps; full: the paper's protocol."),
-        click.option("--store", "store_path", help=STORE_HELP),
-        click.option("--out", "out_dir", type=click.Path(file_okay=False),
-                     help="Where the report goes (default reproductions/SWEEP)."),
+        store_option,
+        out_option(None, "Where the report goes (default reproductions/SWEEP)."),
         click.option("--sweep", "sweep_name", help="Name of the sweep in the store (default EXPERIMENT-BUDGET)."),
         click.option("--executor", default="inline", show_default=True,
                      type=click.Choice(["inline", "processes", "ray"]),
@@ -62,7 +52,7 @@ def _sweep_options(f):
         click.option("--threads", default=1, show_default=True, type=click.IntRange(min=1),
                      help="Torch threads per worker (small ensembles run fastest on one thread each)."),
         click.option("--report/--no-report", default=True, show_default=True, help="Write the report at the end."),
-        click.option("--progress/--no-progress", default=True, show_default=True),
+        progress_option,
     ]
     for option in reversed(options):
         f = option(f)
@@ -76,9 +66,10 @@ _EXPERIMENT_HELP = {
 }
 
 
-def _experiment_command(experiment: str) -> click.Command:
-    @click.command(experiment, help=_EXPERIMENT_HELP[experiment])
+def _experiment_command(experiment: str, title: str) -> click.Command:
+    @click.command(experiment, help=_EXPERIMENT_HELP.get(experiment, title))
     @_sweep_options
+    @library_errors
     def command(**options) -> None:
         _run_sweep(experiment, **options)
     return command
@@ -90,8 +81,8 @@ def _run_sweep(experiment, budget, store_path, out_dir, sweep_name, executor, wo
 
     if address and executor != "ray":
         raise click.UsageError("--address needs --executor ray")
-    _sigterm_as_interrupt()
-    store = _store(store_path)
+    sigterm_as_interrupt()
+    store = open_store(store_path)
     try:
         result = run(experiment, budget, store=store, out_dir=out_dir, sweep_name=sweep_name, executor=executor,
                      workers=workers, address=address, threads=threads, progress=progress, report=report,
@@ -99,30 +90,25 @@ def _run_sweep(experiment, budget, store_path, out_dir, sweep_name, executor, wo
     except KeyboardInterrupt:
         click.echo("\ninterrupted: checkpoints saved. Run the same command again to continue the sweep.", err=True)
         sys.exit(130)
-    except ValueError as exc:
-        raise click.ClickException(str(exc)) from None
     s = result["summary"]
     if not s.complete:
         click.echo(f"{s.runs - s.settled} runs are not settled yet; run the same command again to finish them.",
                    err=True)
 
 
-for _name in EXPERIMENTS:
-    reproduce.add_command(_experiment_command(_name))
+for _experiment in EXPERIMENTS:
+    reproduce.add_command(_experiment_command(_experiment.name, _experiment.title))
 
 
 @click.command()
 @click.argument("sweep")
-@click.option("--store", "store_path", help=STORE_HELP)
-@click.option("--out", "out_dir", type=click.Path(file_okay=False),
-              help="Where the report goes (default reproductions/SWEEP).")
+@store_option
+@out_option(None, "Where the report goes (default reproductions/SWEEP).")
+@library_errors
 def report(sweep, store_path, out_dir) -> None:
     """Write the Markdown and HTML report of a reproduction sweep (e.g. figure7-quick)."""
     from bptt.experiments.report import write_report
 
-    store = _store(store_path)
+    store = open_store(store_path)
     out = Path(out_dir) if out_dir else Path("reproductions") / sweep
-    try:
-        write_report(store, sweep, out, echo=click.echo)
-    except ValueError as exc:
-        raise click.ClickException(str(exc)) from None
+    write_report(store, sweep, out, echo=click.echo)

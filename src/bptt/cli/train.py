@@ -1,0 +1,150 @@
+"""``bptt tasks`` and ``bptt train``: the pathological tasks, and training an ensemble on one."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from bptt import tasks as task_registry
+from bptt.cli.common import (
+    open_store,
+    parse_seeds,
+    progress_option,
+    seeds_option,
+    sigterm_as_interrupt,
+    store_option,
+)
+from bptt.engine.units import UNITS
+from bptt.methods import Method
+from bptt.models.init import INITS
+from bptt.omega.terms import OMEGA_VARIANTS
+from bptt.store import Status
+
+
+@click.command("tasks")
+def tasks_cmd() -> None:
+    """List the tasks with their input size, output and error measure."""
+    rows = []
+    for name in task_registry.names():
+        t = task_registry.get(name, seed=0)
+        rows.append((name, str(t.n_in), str(t.n_out), t.output, t.error_measure))
+    widths = [max(len(r[i]) for r in rows + [("task", "in", "out", "output", "error")]) for i in range(4)]
+    click.echo("  ".join(h.ljust(w) for h, w in zip(("task", "in", "out", "output"), widths)) + "  error")
+    for r in rows:
+        click.echo("  ".join(v.ljust(w) for v, w in zip(r[:4], widths)) + "  " + r[4])
+
+
+@click.command()
+@click.option("--task", default="temporal_order", show_default=True,
+              type=click.Choice(task_registry.names()), help="The task to train on.")
+@click.option("--length", type=click.IntRange(min=1), help="Fixed sequence length L.")
+@click.option("--min-length", type=click.IntRange(min=1), help="Draw L per minibatch from [min, max].")
+@click.option("--max-length", type=click.IntRange(min=1), help="Upper end of L (with --min-length).")
+@click.option("--init", default="smart_tanh", show_default=True, type=click.Choice(INITS),
+              help="Initialization of the weights (§4.1).")
+@click.option("--unit", type=click.Choice(UNITS),
+              help="Recurrent unit (default: the one the init was made for).")
+@click.option("--method", default=Method.MSGD_CR.value, show_default=True,
+              type=click.Choice([m.value for m in Method]),
+              help="SGD; with clipping; with clipping and Ω.")
+@click.option("--hidden", default=50, show_default=True, type=click.IntRange(min=1), help="Hidden units H.")
+@click.option("--lr", default=0.01, show_default=True, type=float, help="Learning rate.")
+@click.option("--threshold", default=1.0, show_default=True, type=float, help="Clipping threshold (> 0).")
+@click.option("--clip", default="norm", show_default=True, type=click.Choice(["norm", "elementwise"]),
+              help="Rescale the whole gradient (Algorithm 1) or clip each element.")
+@click.option("--alpha", default=2.0, show_default=True, type=float, help="Weight of Ω (msgd-cr).")
+@click.option("--alpha-schedule", default="constant", show_default=True, type=click.Choice(["constant", "inverse"]),
+              help="α constant, or α/t decaying with the update t.")
+@click.option("--omega", default="squared", show_default=True, type=click.Choice(OMEGA_VARIANTS),
+              help="Ω_k from squared norms (the reference code) or from norms (eq 9 as printed).")
+@click.option("--batch-size", default=20, show_default=True, type=click.IntRange(min=1),
+              help="Sequences per minibatch.")
+@click.option("--max-updates", default=100_000, show_default=True, type=click.IntRange(min=1),
+              help="Update budget per member.")
+@click.option("--eval-every", default=100, show_default=True, type=click.IntRange(min=1),
+              help="Updates between checks of the error on fresh sequences.")
+@click.option("--eval-sequences", default=10_000, show_default=True, type=click.IntRange(min=1),
+              help="Fresh sequences of the success test.")
+@click.option("--success-error", default=0.01, show_default=True, type=float,
+              help="A member succeeds when its error on fresh sequences falls below this.")
+@click.option("--strict", is_flag=True, help="Success only with no error at all.")
+@seeds_option("0", "One member per seed.")
+@click.option("--record-every", default=10, show_default=True, type=click.IntRange(min=1),
+              help="Updates per recorded point of the training curves.")
+@click.option("--checkpoint-every", default=2000, show_default=True, type=click.IntRange(min=1),
+              help="Updates between checkpoints.")
+@click.option("--dtype", default="float32", show_default=True, type=click.Choice(["float32", "float64"]),
+              help="Floating-point type of the networks.")
+@click.option("--device", default="cpu", show_default=True, help="Torch device, e.g. cpu or cuda.")
+@store_option
+@click.option("--resume", type=int, help="Resume the stopped training that run RUN_ID belongs to.")
+@progress_option
+def train(**o) -> None:
+    """Train an ensemble, one member per seed, and record every run in the store."""
+    from bptt.training.trainer import TrainConfig, Trainer
+
+    sigterm_as_interrupt()
+    store = open_store(o["store_path"])
+    if o["resume"] is not None:
+        trainer = _resumed(store, o["resume"], o["progress"])
+    else:
+        if o["length"] is not None and (o["min_length"] or o["max_length"]):
+            raise click.UsageError("give either --length or --min-length/--max-length, not both")
+        lo = o["length"] or o["min_length"] or o["max_length"] or 50
+        hi = o["length"] or o["max_length"] or lo
+        config = TrainConfig(
+            task=o["task"], min_length=lo, max_length=hi, hidden=o["hidden"], init=o["init"],
+            unit=o["unit"], method=o["method"], lr=o["lr"], threshold=o["threshold"], clip=o["clip"],
+            alpha=o["alpha"], alpha_schedule=o["alpha_schedule"], omega=o["omega"],
+            batch_size=o["batch_size"], max_updates=o["max_updates"], eval_every=o["eval_every"],
+            eval_sequences=o["eval_sequences"], success_error=o["success_error"], strict=o["strict"],
+            seeds=parse_seeds(o["seeds"]), dtype=o["dtype"], device=o["device"],
+            record_every=o["record_every"], checkpoint_every=o["checkpoint_every"])
+        try:
+            trainer = Trainer(config, store, progress=o["progress"])
+        except ValueError as exc:
+            raise click.BadParameter(str(exc)) from None
+    try:
+        result = trainer.run()
+    except KeyboardInterrupt:
+        ids = [trainer.run_ids[m] for m in range(len(trainer.run_ids)) if trainer.status[m] == Status.STOPPED]
+        click.echo(f"\nstopped at update {trainer.update}; checkpoint saved. "
+                   f"Resume with: bptt train --resume {ids[0] if ids else trainer.run_ids[0]}"
+                   + (f" --store {o['store_path']}" if o["store_path"] else ""), err=True)
+        sys.exit(130)
+    click.echo(f"{result.updates} updates in {result.seconds:.1f} s")
+    click.echo(f"{'run':>5}  {'seed':>4}  {'status':<10}  {'updates':>8}  {'error':>7}  {'clipped':>7}  nonfinite")
+    for m in result.members:
+        click.echo(f"{m.run_id or '-':>5}  {m.seed:>4}  {m.status:<10}  {m.updates:>8}  {m.error:>7.4f}  "
+                   f"{m.clipped_fraction:>7.3f}  {m.nonfinite}")
+
+
+def _resumed(store, run_id: int, progress: bool):
+    from bptt.training.trainer import Trainer
+
+    try:
+        run = store.get_run(run_id)
+    except KeyError as exc:
+        raise click.ClickException(str(exc.args[0] if exc.args else exc)) from None
+    group = run["config"].get("group")
+    members = [r for r in store.list_runs() if r["config"].get("group") == group]
+    resumable = [r for r in members if r["status"] in (Status.STOPPED, Status.RUNNING)]
+    if not resumable:
+        raise click.ClickException(f"run {run_id} and its group have no stopped run to resume")
+    steps = {}
+    for r in resumable:
+        ck = store.load_checkpoint(r["id"])
+        if ck is not None:
+            steps[r["id"]] = ck
+    if not steps:
+        raise click.ClickException(f"no checkpoint was saved for the runs of group {group}")
+    latest = max(steps.values(), key=lambda sp: sp[0])
+    trainer = Trainer.from_checkpoint(latest[1], store, progress=progress)
+    for m in trainer.active:
+        # the plain string: the status list goes into checkpoints, loaded with weights_only
+        trainer.status[m] = Status.RUNNING.value
+        store.update_run(trainer.run_ids[m], status=Status.RUNNING.value)
+    click.echo(f"resuming group {group} at update {trainer.update} with {len(trainer.active)} active members",
+               err=True)
+    return trainer

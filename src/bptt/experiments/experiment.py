@@ -1,0 +1,88 @@
+"""What a reproduction is: a result of the paper as a sweep of runs at a budget.
+
+An :class:`Experiment` names a result of §4.1, builds its grid of runs
+(:meth:`Experiment.specs`) at a :class:`Budget` and reads the settled runs back into
+tables, figures and claim checks (:meth:`Experiment.analyze`). The reproductions
+themselves are listed in :mod:`bptt.experiments.registry`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from bptt.experiments.sweep import RunSpec, Sweep
+
+BUDGETS = ("smoke", "quick", "full")
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How much of the paper's protocol a sweep runs.
+
+    Attributes:
+        name: ``smoke``, ``quick`` or ``full``.
+        seeds: runs per configuration (seeds 0..seeds-1).
+        max_updates: the update cap of every run.
+        eval_every: updates between the cheap checks on ``check_sequences`` sequences.
+        check_sequences: sequences of the cheap check.
+        eval_sequences: fresh sequences of the success test (the paper: 10,000).
+        test_sequences: sequences per length of the evaluation after training.
+        record_every: updates per recorded point of the training curves.
+        checkpoint_every: updates between checkpoints.
+        note: what this budget leaves out of the paper's protocol, in words.
+    """
+
+    name: str
+    seeds: int
+    max_updates: int
+    eval_every: int
+    check_sequences: int
+    eval_sequences: int
+    test_sequences: int
+    record_every: int
+    checkpoint_every: int
+    note: str = ""
+
+    def train_fields(self) -> dict:
+        return {"max_updates": self.max_updates, "eval_every": self.eval_every,
+                "check_sequences": self.check_sequences, "eval_sequences": self.eval_sequences,
+                "record_every": self.record_every, "checkpoint_every": self.checkpoint_every}
+
+
+class Experiment:
+    """A result of the paper as a sweep: its grid of runs and how to read the results.
+
+    Subclasses set ``name``, ``title``, ``paper_ref``, ``budgets`` and implement
+    :meth:`specs` and :meth:`analyze`.
+    """
+
+    name = ""
+    title = ""
+    paper_ref = ""
+    budgets: dict[str, Budget] = {}
+
+    def budget(self, name: str) -> Budget:
+        if name not in self.budgets:
+            raise ValueError(f"unknown budget {name!r}; choose one of {', '.join(self.budgets)}")
+        return self.budgets[name]
+
+    def specs(self, budget: Budget) -> list[RunSpec]:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def analyze(self, records: list[dict], budget: Budget, out_dir: Path):  # pragma: no cover - interface
+        """Tables, figures, comparisons with the paper and claim checks (:class:`.report.Analysis`)."""
+        raise NotImplementedError
+
+    def labels(self, budget: Budget, **kw) -> dict:
+        return {"experiment": self.name, "budget": budget.name, **kw}
+
+    def sweep(self, budget: str | Budget, name: str | None = None) -> Sweep:
+        b = budget if isinstance(budget, Budget) else self.budget(budget)
+        return Sweep(name or default_sweep_name(self.name, b.name), self.specs(b),
+                     meta={"experiment": self.name, "budget": asdict(b)})
+
+
+def default_sweep_name(experiment: str, budget: str) -> str:
+    return f"{experiment}-{budget}"
+

@@ -1,0 +1,187 @@
+"""Table 1's report: our figures beside the paper's, the timings, the runs, the protocol
+and the learning curves (``table1.md``, ``table1.json``, ``table1.png``/``.svg``)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from pathlib import Path
+
+from bptt.methods import METHOD_COLOR, METHODS, Method
+
+from .protocol import DATASET_LABEL, PAPER_TABLE1, protocol
+from .training import DatasetResult
+
+__all__ = ["table_markdown", "timing_markdown", "write_report", "plot_curves"]
+
+
+def _fmt(pair: tuple[float, float] | None) -> str:
+    if pair is None:
+        return "—"
+    a, b = pair
+    return f"{a:.2f} / {b:.2f}" if math.isfinite(a) and math.isfinite(b) else "n/a"
+
+
+def table_markdown(results: dict[str, DatasetResult]) -> str:
+    """Our train / test figures beside the paper's, one row per data set."""
+    head = "| data set (measure) | " + " | ".join(
+        f"{m.label} ours | {m.label} paper" for m in METHODS) + " |"
+    lines = [head, "|" + " --- |" * (1 + 2 * len(METHODS))]
+    for name, res in results.items():
+        unit = "bits/char" if name.startswith("ptb") else "NLL"
+        cells = []
+        for m in METHODS:
+            mem = res.member(m)
+            ours = None if mem is None else (mem.train, mem.test)
+            cells += [_fmt(ours), _fmt(PAPER_TABLE1[name][m])]
+        lines.append(f"| {DATASET_LABEL[name]} ({unit}) | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def timing_markdown(results: dict[str, DatasetResult]) -> str:
+    """The time per epoch of each data set's ensemble (from :func:`bptt.experiments.table1.training.timing_summary`), one row each."""
+    lines = ["| data set | hidden | minibatch | updates / epoch | ms / update (3 members) | "
+             "training s / epoch | evaluation s / epoch | epochs | total |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for name, res in results.items():
+        t, c = res.timing, res.config
+        if not t:
+            continue
+        lines.append(f"| {DATASET_LABEL[name]} | {c['hidden']} | {c['batch_size']} | {t['updates_per_epoch']:.0f} | "
+                     f"{t['ms_per_update']:.0f} | {t['train_seconds_per_epoch']:.1f} | "
+                     f"{t['eval_seconds_per_epoch']:.1f} | {t['epochs']} | {t['total_seconds'] / 60:.1f} min |")
+    return "\n".join(lines)
+
+
+def _details_markdown(results: dict[str, DatasetResult]) -> str:
+    """One row per run: status, best epoch, clipping, non-finite updates, why it stopped."""
+    lines = ["| data set | method | run | status | best epoch / epochs | valid at best | "
+             "updates clipped | non-finite | final lr | stopped because |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for name, res in results.items():
+        for mem in res.members:
+            lines.append(f"| {DATASET_LABEL[name]} | {Method(mem.method).label} | {mem.run_id} | {mem.status} | "
+                         f"{mem.best_epoch} / {mem.epochs} | {mem.valid:.3f} | "
+                         f"{100 * mem.clipped_fraction:.1f}% | {mem.nonfinite} | {mem.lr_final:g} | "
+                         f"{mem.stop_reason} |")
+    return "\n".join(lines)
+
+
+def write_report(results: dict[str, DatasetResult], store, out_dir: Path, *, budget: str,
+                 seconds: float | None = None) -> list[Path]:
+    """Write ``table1.md``, ``table1.json`` and ``table1.png``/``.svg`` into ``out_dir``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    caps = sorted({res.config["max_epochs"] for name, res in results.items()
+                   if res.config["max_epochs"] < protocol(name, budget).max_epochs})
+    label = f"{budget} budget" + (f", at most {'/'.join(map(str, caps))} epochs" if caps else "")
+    protocol_lines = []
+    for name, res in results.items():
+        c = res.config
+        lr = c["lr"] if not isinstance(c["lr"], dict) else ", ".join(f"{Method(k).label} {v:g}" for k, v in c["lr"].items())
+        protocol_lines.append(
+            f"* **{DATASET_LABEL[name]}**: {c['hidden']} {c['unit']} units{'' if c['bias'] else ' without biases'}, "
+            f"'{c['init']}' initialization (seed {c['seed']}, the same for the three methods), windows of "
+            f"{c['window']} steps, minibatch {c['batch_size']}, lr {lr}"
+            f"{' (halved when the validation figure rises)' if c['halve_lr_on_rise'] else ''}, threshold "
+            f"{c['threshold']:g}, α_t = {c['alpha0']:g}/t for {Method.MSGD_CR.label}"
+            f"{', cost summed over each window' if c['summed_cost'] else ''}; at most {c['max_epochs']} epochs, "
+            f"patience {c['patience']}"
+            + (f", at most {c['max_updates_per_epoch']} updates per epoch" if c['max_updates_per_epoch'] else "")
+            + (f"; evaluated on the first {c['eval_windows']} windows of each split only"
+               if c['eval_windows'] else "; evaluated on every step of every split") + ".")
+    reused = [DATASET_LABEL[n] for n, r in results.items() if r.reused]
+    text = [
+        f"# Table 1: natural problems ({label})",
+        "",
+        "Train / test figure of each method at its best validation epoch, beside the paper's "
+        "(Pascanu, Mikolov & Bengio 2013, Table 1). Music: negative log-likelihood per time step "
+        "(nats, summed over the 88 keys, averaged over every predicted step of the split). PTB: bits "
+        "per character over every symbol of the split (spaces dropped, `_` and line ends kept). The "
+        "paper does not report JSB Chorales, nor MSGD on PTB 5 steps.",
+        "",
+        table_markdown(results),
+        "",
+        "![learning curves](table1.png)",
+        "",
+        "## Time",
+        "",
+        timing_markdown(results) if any(r.timing for r in results.values()) else "(no timings recorded)",
+        "",
+        (f"Wall time of this command: {seconds / 60:.1f} min." if seconds is not None else "")
+        + (f" Read back from the store without training: {', '.join(reused)}." if reused else ""),
+        "",
+        "## Runs",
+        "",
+        _details_markdown(results),
+        "",
+        "## Protocol",
+        "",
+        *protocol_lines,
+        "",
+    ]
+    paths = [out_dir / "table1.md", out_dir / "table1.json"]
+    paths[0].write_text("\n".join(text))
+    payload = {"budget": budget, "seconds": seconds,
+               "datasets": {n: {"config": r.config, "timing": r.timing, "reused": r.reused,
+                                "members": [dataclasses.asdict(m) for m in r.members],
+                                "paper": PAPER_TABLE1[n]} for n, r in results.items()}}
+    paths[1].write_text(json.dumps(payload, indent=2, default=lambda o: None if o is None else str(o)))
+    paths += plot_curves(results, store, out_dir / "table1", title=f"Table 1 learning curves ({label})")
+    return paths
+
+
+def plot_curves(results: dict[str, DatasetResult], store, stem: Path, title: str = "") -> list[Path]:
+    """Train (dotted), validation (solid) and test (dashed) figure per epoch, one panel per
+    data set, with the paper's test figures as thin horizontal lines."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
+    from matplotlib.ticker import MaxNLocator
+
+    n = max(len(results), 1)
+    cols = min(3, n)
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.3 * rows + 0.9), squeeze=False)
+    for ax, (name, res) in zip(axes.flat, results.items()):
+        for mem in res.members:
+            color = METHOD_COLOR[mem.method]
+            curve = store.get_curve(mem.run_id, ["train_nll", "valid_nll", "test_nll"])
+            for key, style in (("train_nll", ":"), ("valid_nll", "-"), ("test_nll", "--")):
+                s, v = curve[key]
+                if len(s):
+                    ax.plot(s, v, style, color=color, lw=1.3, marker="o" if len(s) < 4 else None, ms=3)
+            paper = PAPER_TABLE1[name][mem.method]
+            if paper is not None:
+                ax.axhline(paper[1], color=color, lw=0.7, alpha=0.6)
+        unit = "bits per character" if name.startswith("ptb") else "NLL per step (nats)"
+        ax.set_title(DATASET_LABEL[name], fontsize=10)
+        ax.set_xlabel("epoch", fontsize=9)
+        ax.set_ylabel(unit, fontsize=9)
+        ax.tick_params(labelsize=8)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(results):]:
+        ax.set_visible(False)
+    handles = [Line2D([], [], color=METHOD_COLOR[m], lw=2, label=m.label) for m in METHODS]
+    handles += [Line2D([], [], color="0.3", ls=ls, label=lab) for ls, lab in
+                ((":", "train"), ("-", "validation"), ("--", "test"))]
+    handles.append(Line2D([], [], color="0.3", lw=0.7, alpha=0.6, label="paper's test figure"))
+    ncol = len(handles) if cols > 1 else 4                  # one narrow panel: the legend wraps
+    legend_rows = -(-len(handles) // ncol)
+    if legend_rows > 1:
+        fig.set_figheight(fig.get_figheight() + 0.2 * (legend_rows - 1))
+    fig.legend(handles=handles, loc="lower center", ncol=ncol, fontsize=8, frameon=False)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    top = 1.0 - 0.45 / fig.get_figheight()
+    fig.subplots_adjust(left=0.07 if cols > 1 else 0.15, right=0.98,
+                        bottom=(0.75 + 0.2 * (legend_rows - 1)) / fig.get_figheight() + 0.06 / rows,
+                        top=top - 0.25 / fig.get_figheight(), wspace=0.28, hspace=0.45)
+    paths = [stem.with_suffix(".png"), stem.with_suffix(".svg")]
+    fig.savefig(paths[0], dpi=110)
+    fig.savefig(paths[1])
+    plt.close(fig)
+    return paths

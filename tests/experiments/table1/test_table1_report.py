@@ -1,0 +1,42 @@
+"""Table 1's report: our figures beside the paper's, the runs, the stored JSON."""
+
+from __future__ import annotations
+
+import json
+
+from bptt.experiments.table1 import PAPER_TABLE1, table_markdown, train_natural, write_report
+from bptt.methods import METHODS, Method
+from bptt.store import Store
+
+from table1_toys import small, toy_music
+
+
+def test_the_report_puts_each_method_beside_the_paper(tmp_path):
+    store = Store(":memory:")
+    res = train_natural(small(max_epochs=2), store, source=toy_music())
+    results = {"nottingham": res}
+    table = table_markdown(results)
+    head, _, row = table.splitlines()
+    assert [c.strip() for c in head.strip("|").split("|")][1:] == \
+        [f"{m.label} {who}" for m in METHODS for who in ("ours", "paper")]
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[0] == "Nottingham (NLL)"
+    for k, m in enumerate(METHODS):
+        mem = res.member(m)
+        assert cells[1 + 2 * k] == f"{mem.train:.2f} / {mem.test:.2f}"
+        train, test = PAPER_TABLE1["nottingham"][m]
+        assert cells[2 + 2 * k] == f"{train:.2f} / {test:.2f}"
+
+    paths = write_report(results, store, tmp_path, budget="smoke", seconds=12.0)
+    assert [p.name for p in paths] == ["table1.md", "table1.json", "table1.png", "table1.svg"]
+    text = (tmp_path / "table1.md").read_text()
+    assert table in text and "MSGD+C" not in text
+    for mem in res.members:
+        assert f"| Nottingham | {Method(mem.method).label} | {mem.run_id} | {mem.status} | " \
+               f"{mem.best_epoch} / {mem.epochs} |" in text
+    stored = json.loads((tmp_path / "table1.json").read_text())["datasets"]["nottingham"]
+    assert [m["method"] for m in stored["members"]] == [m.value for m in METHODS]
+    assert stored["paper"]["msgd-cr"] == list(PAPER_TABLE1["nottingham"]["msgd-cr"])
+    assert stored["config"]["methods"] == [m.value for m in METHODS]
+    for p in paths[2:]:
+        assert p.stat().st_size > 0

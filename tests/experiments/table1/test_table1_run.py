@@ -1,0 +1,74 @@
+"""``run_table1`` through the command line: every data set, the report, the epoch cap."""
+
+from __future__ import annotations
+
+import io
+import math
+
+import torch
+from click.testing import CliRunner
+
+from bptt.cli import main
+from bptt.experiments.table1 import DATASET_LABEL, DATASETS
+from bptt.store import Store
+
+from table1_toys import DATA_DIR, check_outcome, needs_data
+
+
+@needs_data
+def test_smoke_every_data_set_through_the_command_line(tmp_path):
+    store_path, out = tmp_path / "runs.sqlite", tmp_path / "out"
+    args = ["reproduce", "table1", "--budget", "smoke", "--data-dir", str(DATA_DIR), "--store", str(store_path),
+            "--out", str(out), "--threads", "1", "--no-progress"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    store = Store(store_path)
+    runs = store.list_runs()
+    assert len(runs) == 3 * len(DATASETS)
+    for r in runs:
+        m = check_outcome(store, r["id"])          # the status the recorded curve decides
+        assert math.isfinite(m["train"]) and math.isfinite(m["test"]) and m["updates"] == 6
+        if r["config"]["method"] == "msgd":
+            assert m["clipped_fraction"] == 0.0
+        if r["config"]["dataset"].startswith("ptb"):
+            _, payload = store.load_checkpoint(r["id"])
+            best = torch.load(io.BytesIO(payload), weights_only=False)
+            assert torch.count_nonzero(best["model"]["b"]) == 0
+    report = (out / "table1.md").read_text()
+    for label in DATASET_LABEL.values():
+        assert label in report
+    assert "3.67 / 3.80" in report and "ms / update" in report
+    for name in ("table1.json", "table1.png", "table1.svg"):
+        assert (out / name).stat().st_size > 0
+    # Again: everything is read back from the store, nothing is trained.
+    again = CliRunner().invoke(main, args + ["--dataset", "nottingham"])
+    assert again.exit_code == 0, again.output
+    assert "not trained again" in again.output and len(store.list_runs()) == 3 * len(DATASETS)
+
+
+def test_a_missing_data_folder_is_reported(tmp_path):
+    result = CliRunner().invoke(main, ["reproduce", "table1", "--budget", "smoke", "--dataset", "jsb_chorales",
+                                       "--data-dir", str(tmp_path / "nowhere"), "--store",
+                                       str(tmp_path / "s.sqlite"), "--no-progress"])
+    assert result.exit_code != 0
+    assert "music/JSB_Chorales.mat" in result.output and str(tmp_path / "nowhere") in result.output
+    assert "bptt data download --dataset jsb_chorales" in result.output
+
+
+@needs_data
+def test_max_epochs_caps_training_and_keeps_capped_runs_apart(tmp_path):
+    store_path = tmp_path / "runs.sqlite"
+    args = ["reproduce", "table1", "--budget", "smoke", "--dataset", "jsb_chorales", "--data-dir", str(DATA_DIR),
+            "--store", str(store_path), "--out", str(tmp_path / "out"), "--no-progress"]
+    capped = CliRunner().invoke(main, args + ["--max-epochs", "1"])
+    assert capped.exit_code == 0, capped.output
+    runs = Store(store_path).list_runs()
+    assert len(runs) == 3
+    assert {r["config"]["max_epochs"] for r in runs} == {1}
+    assert {r["metrics"]["updates"] for r in runs} == {3}            # one epoch of 3 smoke updates
+    assert "epoch budget (1) spent" in (tmp_path / "out" / "table1.md").read_text()
+    # The uncapped budget is a different ensemble: it trains anew instead of reading the capped runs back.
+    uncapped = CliRunner().invoke(main, args)
+    assert uncapped.exit_code == 0, uncapped.output
+    assert "not trained again" not in uncapped.output
+    assert len(Store(store_path).list_runs()) == 6

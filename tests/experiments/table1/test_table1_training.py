@@ -1,0 +1,234 @@
+"""Training Table 1's ensembles: one step, the bookkeeping, the records, resuming."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+import bptt.store
+from bptt.experiments.table1 import NaturalTrainer, evaluate_split, train_natural
+from bptt.methods import METHODS
+from bptt.models import ElmanRNN
+from bptt.omega import alpha_schedule
+from bptt.store import Store
+
+from table1_toys import check_outcome, small, toy_music, toy_text
+
+
+# ---------------------------------------------------------------------------------- a step
+
+def test_ptb_step_sums_the_cost_keeps_biases_at_zero_and_scales_alpha():
+    src = toy_text()
+    cfg = small("ptb_1step", hidden=6, window=10, batch_size=2, threshold=1e6)
+    trainer = NaturalTrainer(cfg, src, Store(":memory:"))
+    batch = next(src.batches("train", 2, 10))
+    before = {k: v.detach().clone() for k, v in trainer.model.params.items()}
+    T = 10
+    alpha = torch.tensor([alpha_schedule(cfg.alpha_schedule, cfg.method_alpha0(m))(1) for m in METHODS])
+    ref = trainer.model.forward_backward(batch.x, batch.y, alpha=alpha / T, omega="squared", mask=batch.mask)
+    trainer.step(batch)
+    lr = torch.tensor([0.001, 0.01, 0.05])
+    for k, p in trainer.model.params.items():
+        g = ref.grads[k] * T                               # ∇ of the cost summed over the window
+        if k == "b":
+            g = torch.zeros_like(g)
+        expected = before[k] - lr.reshape(-1, *[1] * (g.dim() - 1)) * g
+        np.testing.assert_allclose(p.detach().numpy(), expected.numpy(), rtol=1e-5, atol=1e-7)
+    assert torch.count_nonzero(trainer.model.b) == 0
+    assert alpha[2] == 0.5 and alpha[0] == alpha[1] == 0.0   # α_1 = 1/(2·1), for MSGD-CR only
+
+
+def test_msgd_never_clips_and_the_clipping_methods_do():
+    src = toy_music()
+    cfg = small(threshold=1e-3, max_epochs=1)
+    store = Store(":memory:")
+    res = train_natural(cfg, store, source=src)
+    by = {m.method: m for m in res.members}
+    assert by["msgd"].clipped_fraction == 0.0
+    assert by["msgd-c"].clipped_fraction == 1.0 and by["msgd-cr"].clipped_fraction == 1.0
+    s, clipped = store.get_curve(by["msgd-c"].run_id)["clipped"]
+    assert np.all(clipped == 1.0) and np.all(np.diff(s) > 0)
+    for mem in res.members:
+        assert check_outcome(store, mem.run_id)["clipped_fraction"] == mem.clipped_fraction
+
+
+# ------------------------------------------------------------------------- the bookkeeping
+
+def _scripted(trainer: NaturalTrainer, valid: list[list[float]]) -> None:
+    """Replace the trainer's evaluation by a script of validation figures, one row an epoch."""
+    rows = iter(valid)
+
+    def evaluate(split):
+        if split == "valid":
+            evaluate.last = np.array(next(rows))
+            return evaluate.last
+        return evaluate.last + 1.0 if split == "test" else np.ones(len(trainer.active))
+
+    trainer.evaluate = evaluate
+
+
+def test_learning_rates_halve_on_a_rise_and_members_stop_on_their_own():
+    src = toy_music()
+    cfg = small(max_epochs=6, patience=2, eval_train=False)
+    store = Store(":memory:")
+    trainer = NaturalTrainer(cfg, src, store)
+    _scripted(trainer, [
+        [5.0, 5.0, 5.0],
+        [4.0, 5.5, 4.0],      # MSGD-C rises: halved
+        [4.5, 5.6, 3.0],      # MSGD rises: halved; MSGD-C rises again: halved, 2 epochs without progress
+        [4.6, 3.5],           # MSGD-C has left; MSGD: 2 epochs without progress, leaves
+        [2.5],
+        [2.4],
+    ])
+    trainer.run()
+    runs = {r["config"]["method"]: r for r in store.list_runs()}
+    for r in runs.values():                 # statuses and reasons follow from the recorded curves
+        check_outcome(store, r["id"])
+    msgd, clip, cr = (runs[m]["metrics"] for m in METHODS)
+    assert clip["epochs"] == 3 and clip["best_epoch"] == 1 and clip["lr_halvings"] == 2
+    assert clip["lr_final"] == 0.25 and "no improvement" in clip["stop_reason"]
+    assert msgd["epochs"] == 4 and msgd["best_epoch"] == 2 and msgd["valid"] == 4.0
+    assert msgd["test"] == 5.0 and msgd["lr_final"] == 0.25
+    assert cr["epochs"] == 6 and cr["best_epoch"] == 6 and cr["valid"] == 2.4 and cr["lr_halvings"] == 1
+    assert "budget" in cr["stop_reason"]
+    assert len(store.events(runs["msgd-c"]["id"], "lr_halved")) == 2
+    steps, size = store.get_curve(runs["msgd-cr"]["id"])["ensemble_size"]
+    assert list(size) == [3, 3, 3, 2, 1, 1]
+    # The stored best network is the one of the best epoch.
+    _, payload = store.load_checkpoint(runs["msgd-cr"]["id"])
+    best = torch.load(io.BytesIO(payload), weights_only=False)
+    assert best["kind"] == "table1-best" and best["epoch"] == 6
+
+
+def test_a_member_without_a_finite_validation_figure_diverges():
+    cfg = small(max_epochs=3, patience=5, eval_train=False, methods=("msgd", "msgd-c"))
+    store = Store(":memory:")
+    trainer = NaturalTrainer(cfg, toy_music(), store)
+    _scripted(trainer, [[np.nan, 5.0], [np.inf, 4.0], [np.nan, 4.5]])
+    trainer.run()
+    runs = {r["config"]["method"]: r for r in store.list_runs()}
+    bad, good = check_outcome(store, runs["msgd"]["id"]), check_outcome(store, runs["msgd-c"]["id"])
+    assert runs["msgd"]["status"] == "diverged" and bad["best_epoch"] == 0 and bad["lr_halvings"] == 3
+    assert runs["msgd-c"]["status"] == "succeeded" and good["best_epoch"] == 2 and good["lr_halvings"] == 1
+    # Only a member with a best epoch leaves its best network behind.
+    kinds = {m: torch.load(io.BytesIO(store.load_checkpoint(r["id"])[1]), weights_only=False)["kind"]
+             for m, r in runs.items()}
+    assert kinds == {"msgd": "table1-ensemble", "msgd-c": "table1-best"}
+
+
+def test_training_lowers_the_validation_loss_and_records_everything():
+    src = toy_music()
+    cfg = small(hidden=16, max_epochs=4, window=20, batch_size=2)
+    store = Store(":memory:")
+    untrained = ElmanRNN(88, 16, 88, init="sigmoid", output="sigmoid", seed=cfg.seed)
+    nats, count = evaluate_split(untrained, src, "valid")
+    start = nats[0] / count                                  # about 88 ln 2: every key at 1/2
+    res = train_natural(cfg, store, source=src)
+    for mem in res.members:
+        run = store.get_run(mem.run_id)
+        metrics = check_outcome(store, mem.run_id)
+        assert mem.status == run["status"] and mem.best_epoch == metrics["best_epoch"]
+        assert run["config"]["method"] == mem.method
+        assert run["config"]["experiment"] == "table1" and run["sweep"] == "table1"
+        curve = store.get_curve(mem.run_id)
+        for name in ("train_nll", "valid_nll", "test_nll", "train_running", "lr", "epoch_seconds",
+                     "eval_seconds", "ms_per_update", "epoch_clipped", "epoch_grad_norm_mean", "loss",
+                     "grad_norm", "clipped", "omega"):
+            assert name in curve, name
+        s, valid = curve["valid_nll"]
+        assert list(s) == [1, 2, 3, 4]
+        assert start > 55 and valid.max() < 0.15 * start, (start, valid)
+        assert mem.valid == valid.min() and mem.epochs == 4
+        # The stored best network is the one of the best epoch, and it evaluates as recorded.
+        _, payload = store.load_checkpoint(mem.run_id)
+        best = torch.load(io.BytesIO(payload), weights_only=False)
+        assert best["kind"] == "table1-best" and best["epoch"] == mem.best_epoch
+        model = ElmanRNN.from_config(best["model_config"])
+        model.load_state_dict(best["model"])
+        nats, count = evaluate_split(model, src, "valid", batch_size=cfg.eval_batch_size, window=cfg.eval_window)
+        assert nats[0] / count == pytest.approx(mem.valid, rel=1e-5)
+    t = res.timing
+    assert t["epochs"] == 4 and t["ensemble_size"] == 3 and t["updates_per_epoch"] > 0
+    assert t["ms_per_update"] > 0
+
+
+# ------------------------------------------------------------------------------- resuming
+
+def _interrupt_at(monkeypatch, call: int, exc: type[BaseException]):
+    real = NaturalTrainer.step
+    count = {"n": 0}
+
+    def step(self, batch):
+        count["n"] += 1
+        if count["n"] == call:
+            raise exc("stop here")
+        return real(self, batch)
+
+    monkeypatch.setattr(NaturalTrainer, "step", step)
+    return lambda: monkeypatch.setattr(NaturalTrainer, "step", real)
+
+
+@pytest.mark.parametrize("exc", [KeyboardInterrupt, RuntimeError])
+def test_interrupted_or_killed_training_resumes_exactly(monkeypatch, exc):
+    src = toy_music()
+    cfg = small(max_epochs=3, window=12, batch_size=2)
+    straight_store = Store(":memory:")
+    straight = train_natural(cfg, straight_store, source=src)
+
+    store = Store(":memory:")
+    restore = _interrupt_at(monkeypatch, 9, exc)        # mid-epoch 2 (6 windows per epoch)
+    with pytest.raises(exc):
+        train_natural(cfg, store, source=src)
+    restore()
+    statuses = {r["status"] for r in store.list_runs()}
+    assert statuses == ({"stopped"} if exc is KeyboardInterrupt else {"running"})
+    resumed = train_natural(cfg, store, source=src)
+    assert len(store.list_runs()) == 3                   # the same runs, continued
+    for a, b in zip(straight.members, resumed.members):
+        assert (a.train, a.valid, a.test, a.best_epoch, a.updates) == (b.train, b.valid, b.test,
+                                                                       b.best_epoch, b.updates)
+        assert b.status == a.status and b.stop_reason == a.stop_reason
+        check_outcome(store, b.run_id)
+        for name in ("valid_nll", "lr"):
+            np.testing.assert_array_equal(straight_store.get_curve(a.run_id)[name][1],
+                                          store.get_curve(b.run_id)[name][1])
+    again = train_natural(cfg, store, source=src)
+    assert again.reused and len(store.list_runs()) == 3
+
+
+
+
+def test_runs_live_in_another_process_are_left_alone_and_resumed_once_it_died(monkeypatch):
+    src = toy_music()
+    cfg = small(max_epochs=2, window=12, batch_size=2)
+    straight = train_natural(cfg, Store(":memory:"), source=src)
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        store = Store(":memory:")
+        # The runs are started as if by the other process, which then stops writing.
+        monkeypatch.setattr(bptt.store.os, "getpid", lambda: other.pid)
+        restore = _interrupt_at(monkeypatch, 5, RuntimeError)
+        with pytest.raises(RuntimeError, match="stop here"):
+            train_natural(cfg, store, source=src)
+        restore()
+        monkeypatch.undo()
+        runs = store.list_runs()
+        assert {r["status"] for r in runs} == {"running"} and {r["pid"] for r in runs} == {other.pid}
+        assert all(store.is_live(r) and not store.owns(r) for r in runs)
+        with pytest.raises(RuntimeError, match=f"being trained by process {other.pid}"):
+            train_natural(cfg, store, source=src)
+        assert [r["status"] for r in store.list_runs()] == ["running"] * 3
+    finally:
+        other.kill()
+        other.wait()
+    assert not any(store.is_live(r) for r in store.list_runs())
+    resumed = train_natural(cfg, store, source=src)
+    assert len(store.list_runs()) == 3
+    for a, b in zip(straight.members, resumed.members):
+        assert (a.valid, a.test, a.updates) == (b.valid, b.test, b.updates)
+        check_outcome(store, b.run_id)
