@@ -94,3 +94,10 @@ def test_invalid_arguments(kwargs, match):
     x, y, _ = make_batch("last_softmax", dtype=torch.float32)
     with pytest.raises(ValueError, match="ridge"):
         m.fit_readout(x, y, ridge=-1.0)
+
+
+@pytest.mark.parametrize("kwargs", [{"radius": "1"}, {"leak": float("nan")}, {"nonzero": 2.5}, {"radius": True}])
+def test_non_numbers_are_refused_by_name(kwargs):
+    (name,) = kwargs
+    with pytest.raises(ValueError, match=name):
+        ESN(3, 5, 4, **kwargs)

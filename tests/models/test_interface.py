@@ -172,12 +172,14 @@ def test_omega_is_refused_where_it_is_not_computed(name):
 @pytest.mark.parametrize("name", NAMES)
 @pytest.mark.parametrize("kwargs, match", [
     ({"init": "xavier"}, "unknown init"), ({"output": "crf"}, "unknown output"),
-    ({"ensemble": 0}, "ensemble"), ({"dtype": torch.float16}, "dtype"), ({"seeds": []}, "seeds")])
+    ({"ensemble": 0}, "ensemble"), ({"ensemble": 2.5}, "ensemble"), ({"dtype": torch.float16}, "dtype"),
+    ({"seeds": []}, "seeds"), ({"seeds": [1, 2.5]}, "seeds must be integers"), ({"seed": "a"}, "seed must be")])
 def test_invalid_common_arguments(name, kwargs, match):
     with pytest.raises(ValueError, match=match):
         MODELS[name](3, 5, 4, **kwargs)
-    with pytest.raises(ValueError, match="n_hidden"):
-        MODELS[name](3, 0, 4)
+    for bad in (0, float("nan"), "5", True):
+        with pytest.raises(ValueError, match="n_hidden"):
+            MODELS[name](3, bad, 4)
 
 
 @pytest.mark.parametrize("name", ("leaky", "skip"))
@@ -196,3 +198,13 @@ def test_inputs_and_targets_are_checked(name):
         m.evaluate(x, y.double())
     with pytest.raises(ValueError, match="a mask applies to per-step outputs"):
         m.forward_backward(x, y, mask=torch.ones(7, 3))
+
+
+@pytest.mark.parametrize("name", ("leaky", "skip"))
+def test_init_options_are_checked(name):
+    with pytest.raises(ValueError, match="unknown option 'gain' of init smart_tanh"):
+        MODELS[name](3, 5, 4, init_options={"gain": 2.0})
+    with pytest.raises(ValueError, match="radius"):
+        MODELS[name](3, 5, 4, init_options={"radius": -1.0})
+    m = MODELS[name](3, 5, 4, init="orthogonal", init_options={"gain": 0.5}, dtype=torch.float64)
+    assert torch.allclose(m.spectral_radius(), torch.tensor([0.5], dtype=torch.float64), atol=1e-12)

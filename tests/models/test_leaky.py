@@ -60,7 +60,7 @@ def test_spread_and_arguments():
     a = rate_spread(5, 0.01, 1.0)
     assert torch.allclose(a, torch.tensor([0.01, 0.01 ** 0.75, 0.1, 0.01 ** 0.25, 1.0], dtype=torch.float64))
     assert torch.equal(rate_spread(1, 0.2, 0.5), torch.tensor([0.5], dtype=torch.float64))
-    for bad in ((0.0, 0.5), (0.5, 0.1), (0.1, 1.5), -0.2):
+    for bad in ((0.0, 0.5), (0.5, 0.1), (0.1, 1.5), -0.2, (0.1, 0.2, 0.3), "0.5", (0.1, float("nan"))):
         with pytest.raises(ValueError, match="rates"):
             LeakyRNN(3, 5, 4, rates=bad)
     with pytest.raises(ValueError, match="bounds must be < 1"):

@@ -17,6 +17,7 @@ O outputs, S = :attr:`EnsembleModel.state_size` the width of the carried state.
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Protocol, Sequence, runtime_checkable
 
 import torch
@@ -148,9 +149,31 @@ def derived_seed(seed: int, salt: int) -> int:
 
 
 def check_positive_int(name: str, value) -> int:
-    if isinstance(value, bool) or int(value) != value or value < 1:
+    """``value`` as an int ≥ 1 (integral floats such as ``4.0`` accepted); ``ValueError`` otherwise."""
+    if (isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value)
+            or int(value) != value or value < 1):
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
     return int(value)
+
+
+def check_real(name: str, value, *, above: float | None = None, at_least: float | None = None,
+               at_most: float | None = None) -> float:
+    """``value`` as a finite float within the given bounds; ``ValueError`` naming ``name``
+    and the rule otherwise (booleans and strings are refused)."""
+    rule = [f"> {above}"] if above is not None else []
+    rule += [f">= {at_least}"] if at_least is not None else []
+    rule += [f"<= {at_most}"] if at_most is not None else []
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+    ok = ok and (above is None or value > above) and (at_least is None or value >= at_least)
+    ok = ok and (at_most is None or value <= at_most)
+    if not ok:
+        raise ValueError(f"{name} must be a finite number{' ' + ' and '.join(rule) if rule else ''}, got {value!r}")
+    return float(value)
+
+
+def is_int(value) -> bool:
+    """An integer (Python or NumPy), not a bool."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 def check_choice(name: str, value, choices: Sequence[str]) -> str:
@@ -229,11 +252,14 @@ class AutogradEnsemble(torch.nn.Module):
         self.init = check_choice("init", self.DEFAULT_INIT if init is None else init, self.INITS)
         self.output = check_output(output)
         if seeds is None:
-            if isinstance(ensemble, bool) or int(ensemble) != ensemble or ensemble < 1:
-                raise ValueError(f"ensemble must be >= 1, got {ensemble}")
-            seeds = [int(seed) + e for e in range(int(ensemble))]
+            if not is_int(seed):
+                raise ValueError(f"seed must be an integer, got {seed!r}")
+            seeds = [int(seed) + e for e in range(check_positive_int("ensemble", ensemble))]
+        seeds = list(seeds)
         if len(seeds) == 0:
             raise ValueError("seeds must not be empty")
+        if not all(is_int(s) for s in seeds):
+            raise ValueError(f"seeds must be integers, got {seeds!r}")
         if dtype not in (torch.float32, torch.float64):
             raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
         self.seeds = [int(s) for s in seeds]

@@ -29,7 +29,6 @@ the reservoir.
 
 from __future__ import annotations
 
-import math
 from typing import Sequence
 
 import torch
@@ -38,7 +37,7 @@ import torch.nn.functional as F
 from bptt.engine.exact import StepResult, project_inputs
 from bptt.engine.outputs import PER_STEP
 from bptt.models import checks
-from bptt.models.base import AutogradEnsemble, any_positive, mean_loss
+from bptt.models.base import AutogradEnsemble, any_positive, check_positive_int, check_real, mean_loss
 from bptt.models.init import spectral_radius
 from bptt.omega.terms import check_omega
 
@@ -91,18 +90,11 @@ class ESN(AutogradEnsemble):
                  device: torch.device | str = "cpu") -> None:
         super().__init__(n_in, n_hidden, n_out, ensemble=ensemble, seed=seed, seeds=seeds, init=init,
                          output=output, dtype=dtype, device=device)
-        if not (math.isfinite(float(radius)) and radius > 0):
-            raise ValueError(f"radius (the reservoir's spectral radius ρ) must be finite and > 0, got {radius!r}")
-        if isinstance(nonzero, bool) or int(nonzero) != nonzero or nonzero < 1:
-            raise ValueError(f"nonzero must be a positive integer, got {nonzero!r}")
-        if not (math.isfinite(float(input_scaling)) and input_scaling > 0):
-            raise ValueError(f"input_scaling must be finite and > 0, got {input_scaling!r}")
-        if not (math.isfinite(float(bias_scaling)) and bias_scaling >= 0):
-            raise ValueError(f"bias_scaling must be finite and >= 0, got {bias_scaling!r}")
-        if not (0 < float(leak) <= 1):
-            raise ValueError(f"leak must lie in (0, 1], got {leak!r}")
-        self.radius, self.nonzero = float(radius), int(nonzero)
-        self.input_scaling, self.bias_scaling, self.leak = float(input_scaling), float(bias_scaling), float(leak)
+        self.radius = check_real("radius (the reservoir's spectral radius ρ)", radius, above=0.0)
+        self.nonzero = check_positive_int("nonzero", nonzero)
+        self.input_scaling = check_real("input_scaling", input_scaling, above=0.0)
+        self.bias_scaling = check_real("bias_scaling", bias_scaling, at_least=0.0)
+        self.leak = check_real("leak", leak, above=0.0, at_most=1.0)
         self._build()
         for name in self.FIXED:
             getattr(self, name).requires_grad_(False)
@@ -211,8 +203,7 @@ class ESN(AutogradEnsemble):
             ``self``.
         """
         self._check_batch(x, y, h0, mask)
-        if not (math.isfinite(float(ridge)) and ridge >= 0):
-            raise ValueError(f"ridge must be finite and >= 0, got {ridge!r}")
+        ridge = check_real("ridge", ridge, at_least=0.0)
         h, _ = self.states(x, h0)
         E, H, O = self.ensemble, self.n_hidden, self.n_out
         classes = self.output in ("last_softmax", "softmax")

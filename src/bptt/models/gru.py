@@ -27,7 +27,7 @@ import torch
 
 from bptt.engine.exact import StepResult, project_inputs
 from bptt.models import gru_bptt
-from bptt.models.base import AutogradEnsemble
+from bptt.models.base import AutogradEnsemble, check_real
 from bptt.models.init import spectral_radius
 from bptt.models.lstm import gate_weights
 
@@ -76,9 +76,7 @@ class GRU(AutogradEnsemble):
                          output=output, dtype=dtype, device=device)
         if not isinstance(reset_after, bool):
             raise ValueError(f"reset_after must be True or False, got {reset_after!r}")
-        if not (float(gain) > 0 and float(gain) < float("inf")):
-            raise ValueError(f"gain must be finite and > 0, got {gain!r}")
-        self.reset_after, self.gain = reset_after, float(gain)
+        self.reset_after, self.gain = reset_after, check_real("gain", gain, above=0.0)
         self._build()
 
     def _options(self) -> dict:

@@ -18,14 +18,15 @@ same spread.
 
 from __future__ import annotations
 
+import numbers
 from typing import Sequence
 
 import torch
 
 from bptt.engine.exact import project_inputs
 from bptt.engine.units import activate, check_unit
-from bptt.models.base import AutogradEnsemble
-from bptt.models.init import DEFAULT_UNIT, INITS, member_init, spectral_radius
+from bptt.models.base import AutogradEnsemble, check_real
+from bptt.models.init import DEFAULT_UNIT, INITS, check_init_options, member_init, spectral_radius
 
 
 def rate_spread(n_hidden: int, low: float, high: float) -> torch.Tensor:
@@ -85,16 +86,19 @@ class LeakyRNN(AutogradEnsemble):
         super().__init__(n_in, n_hidden, n_out, ensemble=ensemble, seed=seed, seeds=seeds, init=init,
                          output=output, dtype=dtype, device=device)
         self.unit = check_unit(unit if unit is not None else DEFAULT_UNIT[self.init])
-        low, high = (rates, rates) if isinstance(rates, (int, float)) else tuple(rates)
-        low, high = float(low), float(high)
-        if not (0 < low <= high <= 1):
+        pair = (rates, rates) if isinstance(rates, numbers.Real) else tuple(rates) if isinstance(
+            rates, (tuple, list)) else ()
+        if len(pair) != 2:
+            raise ValueError(f"rates must be a number or a pair (low, high), got {rates!r}")
+        low, high = (check_real("rates", r, above=0.0, at_most=1.0) for r in pair)
+        if low > high:
             raise ValueError(f"rates must satisfy 0 < low <= high <= 1, got {rates!r}")
         if not isinstance(learn_rates, bool):
             raise ValueError(f"learn_rates must be True or False, got {learn_rates!r}")
         if learn_rates and high >= 1:
             raise ValueError(f"learned rates go through a sigmoid: their bounds must be < 1, got {rates!r}")
         self.rates_bounds, self.learn_rates = (low, high), learn_rates
-        self.init_options = dict(init_options or {})
+        self.init_options = check_init_options(self.init, dict(init_options or {}))
         if learn_rates:
             self.PARAM_NAMES = LeakyRNN.PARAM_NAMES + ("rate_logit",)
         self._build()

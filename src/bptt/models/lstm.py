@@ -26,7 +26,7 @@ import torch
 
 from bptt.engine.exact import StepResult, project_inputs
 from bptt.models import lstm_bptt
-from bptt.models.base import AutogradEnsemble
+from bptt.models.base import AutogradEnsemble, check_real
 from bptt.models.init import orthogonal_matrix, spectral_radius
 
 
@@ -101,11 +101,8 @@ class LSTM(AutogradEnsemble):
                  device: torch.device | str = "cpu") -> None:
         super().__init__(n_in, n_hidden, n_out, ensemble=ensemble, seed=seed, seeds=seeds, init=init,
                          output=output, dtype=dtype, device=device)
-        if not math.isfinite(float(forget_bias)):
-            raise ValueError(f"forget_bias must be a finite number, got {forget_bias!r}")
-        if not (math.isfinite(float(gain)) and gain > 0):
-            raise ValueError(f"gain must be finite and > 0, got {gain!r}")
-        self.forget_bias, self.gain = float(forget_bias), float(gain)
+        self.forget_bias = check_real("forget_bias", forget_bias)
+        self.gain = check_real("gain", gain, above=0.0)
         self._build()
 
     def _options(self) -> dict:

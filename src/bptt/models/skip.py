@@ -23,8 +23,8 @@ import torch
 
 from bptt.engine.exact import project_inputs
 from bptt.engine.units import activate, check_unit
-from bptt.models.base import AutogradEnsemble, derived_seed
-from bptt.models.init import DEFAULT_UNIT, INITS, member_init, spectral_radius
+from bptt.models.base import AutogradEnsemble, check_real, derived_seed, is_int
+from bptt.models.init import DEFAULT_UNIT, INITS, check_init_options, member_init, spectral_radius
 
 
 class SkipRNN(AutogradEnsemble):
@@ -76,12 +76,10 @@ class SkipRNN(AutogradEnsemble):
         super().__init__(n_in, n_hidden, n_out, ensemble=ensemble, seed=seed, seeds=seeds, init=init,
                          output=output, dtype=dtype, device=device)
         self.unit = check_unit(unit if unit is not None else DEFAULT_UNIT[self.init])
-        if isinstance(delay, bool) or int(delay) != delay or delay < 1:
+        if not is_int(delay) or delay < 1:
             raise ValueError(f"delay must be an integer d >= 1, got {delay!r}")
-        if not (float(skip_scale) == float(skip_scale) and abs(float(skip_scale)) < float("inf")):
-            raise ValueError(f"skip_scale must be a finite number, got {skip_scale!r}")
-        self.delay, self.skip_scale = int(delay), float(skip_scale)
-        self.init_options = dict(init_options or {})
+        self.delay, self.skip_scale = int(delay), check_real("skip_scale", skip_scale)
+        self.init_options = check_init_options(self.init, dict(init_options or {}))
         self._build()
 
     def _options(self) -> dict:
