@@ -116,6 +116,16 @@ class ElmanRNN(torch.nn.Module):
         return {name: getattr(self, name) for name in exact.PARAM_NAMES}
 
     @property
+    def recurrent_names(self) -> tuple[str, ...]:
+        """The learned recurrent weights, which the non-finite guard shrinks: ``("W_rec",)``."""
+        return ("W_rec",)
+
+    @property
+    def state_size(self) -> int:
+        """Width of the state carried between windows (``h0``, ``h_last``): H."""
+        return self.n_hidden
+
+    @property
     def ensemble(self) -> int:
         return self.W_rec.shape[0]
 
