@@ -69,6 +69,10 @@ def tasks_cmd() -> None:
 @click.option("--success-error", default=0.01, show_default=True, type=float,
               help="A member succeeds when its error on fresh sequences falls below this.")
 @click.option("--strict", is_flag=True, help="Success only with no error at all.")
+@click.option("--l1", default=0.0, show_default=True, type=click.FloatRange(min=0),
+              help="Weight λ₁ of the L1 penalty λ₁Σ|W_rec| (§3.3's rival remedy; 0: none).")
+@click.option("--l2", default=0.0, show_default=True, type=click.FloatRange(min=0),
+              help="Weight λ₂ of the L2 penalty (λ₂/2)‖W_rec‖² (weight decay; 0: none).")
 @seeds_option("0", "One member per seed.")
 @click.option("--record-every", default=10, show_default=True, type=click.IntRange(min=1),
               help="Updates per recorded point of the training curves.")
@@ -101,6 +105,7 @@ def train(**o) -> None:
             eval_sequences=o["eval_sequences"], success_error=o["success_error"], strict=o["strict"],
             seeds=parse_seeds(o["seeds"]), dtype=o["dtype"], device=o["device"],
             record_every=o["record_every"], checkpoint_every=o["checkpoint_every"])
+        config.l1, config.l2 = o["l1"], o["l2"]
         try:
             trainer = Trainer(config, store, progress=o["progress"])
         except ValueError as exc:

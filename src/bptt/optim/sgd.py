@@ -11,7 +11,8 @@ import math
 
 import torch
 
-from bptt.clip import clip_by_global_norm, clip_elementwise
+from bptt.clip import clip_by_global_norm, clip_elementwise, global_norm
+from bptt.optim.penalties import add_penalties, l1, l2
 
 #: A gradient norm above this is not trusted (the reference code's float32 guard).
 NORM_LIMIT = 1e10
@@ -65,6 +66,16 @@ class PaperSGD:
             (:func:`bptt.clip.clip_by_global_norm`); ``"elementwise"``: every component
             clamped to [−threshold, threshold] (:func:`bptt.clip.clip_elementwise`).
         dtype, device: of the per-member tensors (those of the parameters).
+        l1, l2: weights λ₁, λ₂ of the L1 and L2 penalties on the parameters ``penalised``
+            (:mod:`bptt.optim.penalties`), one per member (a float is shared; 0: none).
+        penalised: the parameters the penalties apply to (the recurrent weights).
+
+    With a penalty the order is: guard (on the data gradient: a non-finite gradient is
+    refused whatever the penalty) → penalty gradients added → clipping → SGD. The
+    penalty is part of the cost, so its gradient is clipped with the data gradient, as
+    Ω's is (Algorithm 1 bounds the step of the whole cost); adding it after clipping
+    would let the step exceed the threshold. Without penalties nothing is added and no
+    extra work is done.
 
     Another rule (a ``torch.optim`` optimizer, Hessian-free) plugs into the training
     loop by offering the same four methods: :meth:`step`, :meth:`select`,
@@ -75,11 +86,12 @@ class PaperSGD:
     KINDS = ("norm", "elementwise")
 
     def __init__(self, lr, *, threshold=1.0, clip=False, kind: str = "norm", ensemble: int | None = None,
-                 dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu") -> None:
+                 dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu",
+                 l1=0.0, l2=0.0, penalised: tuple[str, ...] = ("W_rec",)) -> None:
         if kind not in self.KINDS:
             raise ValueError(f"unknown clipping {kind!r}; choose 'norm' or 'elementwise'")
         E = ensemble if ensemble is not None else next(
-            (len(v) for v in (lr, threshold, clip) if isinstance(v, (list, tuple))), 1)
+            (len(v) for v in (lr, threshold, clip, l1, l2) if isinstance(v, (list, tuple))), 1)
         lr_l, thr_l, clip_l = (_listed(v, E, name) for v, name in
                                ((lr, "lr"), (threshold, "threshold"), (clip, "clip")))
         for v in lr_l:
@@ -88,6 +100,14 @@ class PaperSGD:
         for t, c in zip(thr_l, clip_l):
             if c and not (t > 0 and math.isfinite(t)):
                 raise ValueError(f"clipping threshold must be finite and > 0, got {t}")
+        l1_l, l2_l = _listed(l1, E, "l1"), _listed(l2, E, "l2")
+        for v in l1_l + l2_l:
+            if not (v >= 0 and math.isfinite(v)):
+                raise ValueError(f"penalty weights l1, l2 must be finite and >= 0, got {v}")
+        self.penalised = tuple(penalised)
+        self.l1 = torch.tensor(l1_l, dtype=dtype, device=device)
+        self.l2 = torch.tensor(l2_l, dtype=dtype, device=device)
+        self._penalties = (any(v > 0 for v in l1_l), any(v > 0 for v in l2_l))   # on the host
         self.kind = kind
         self.clip = [bool(c) for c in clip_l]                 # on the host: no sync to decide
         self.lr = torch.tensor(lr_l, dtype=dtype, device=device)
@@ -109,6 +129,9 @@ class PaperSGD:
             and members whose gradient was clipped (never a refused one).
         """
         bad = nonfinite(norm)
+        if any(self._penalties):
+            grads = add_penalties(grads, *self._penalty_grads(params))
+            norm = global_norm(grads)
         clipped = torch.zeros_like(bad)
         if any(self.clip):
             if self.kind == "norm":
@@ -125,6 +148,14 @@ class PaperSGD:
         sgd_update(params, grads, self.lr, bad)
         return bad, clipped & ~bad
 
+    def _penalty_grads(self, params: dict[str, torch.Tensor]) -> list[dict[str, torch.Tensor]]:
+        out = []
+        if self._penalties[0]:
+            out.append(l1(params, self.penalised, self.l1))
+        if self._penalties[1]:
+            out.append(l2(params, self.penalised, self.l2))
+        return out
+
     def select(self, keep: list[int], params: dict[str, torch.Tensor] | None = None) -> None:
         """Keep only the members at positions ``keep`` (those still training).
 
@@ -137,11 +168,15 @@ class PaperSGD:
         self.threshold = self.threshold[idx].clone()
         self.clip = [self.clip[j] for j in keep]
         self._clip_mask = self._clip_mask[idx].clone()
+        self.l1 = self.l1[idx].clone()
+        self.l2 = self.l2[idx].clone()
 
     def state_dict(self) -> dict:
         """Tensors, lists and strings only (see :mod:`bptt.training.checkpoint`)."""
         return {"name": self.name, "kind": self.kind, "clip": list(self.clip),
-                "lr": self.lr.detach().cpu().clone(), "threshold": self.threshold.detach().cpu().clone()}
+                "lr": self.lr.detach().cpu().clone(), "threshold": self.threshold.detach().cpu().clone(),
+                "l1": self.l1.detach().cpu().clone(), "l2": self.l2.detach().cpu().clone(),
+                "penalised": list(self.penalised)}
 
     def load_state_dict(self, state: dict) -> None:
         if state.get("name", self.name) != self.name:
@@ -152,6 +187,11 @@ class PaperSGD:
         self.lr = state["lr"].to(device=dev, dtype=self.lr.dtype).clone()
         self.threshold = state["threshold"].to(device=dev, dtype=self.threshold.dtype).clone()
         self._clip_mask = torch.tensor(self.clip, dtype=torch.bool, device=dev)
+        zeros = torch.zeros(len(self.clip))                    # checkpoints from before the penalties
+        self.l1 = state.get("l1", zeros).to(device=dev, dtype=self.lr.dtype).clone()
+        self.l2 = state.get("l2", zeros).to(device=dev, dtype=self.lr.dtype).clone()
+        self.penalised = tuple(state.get("penalised", self.penalised))
+        self._penalties = (bool((self.l1 > 0).any()), bool((self.l2 > 0).any()))
 
 
 def _listed(value, n: int, name: str) -> list:

@@ -16,6 +16,9 @@ from bptt.validation import NONE, Check, Interval, Options, PerMember, check_par
 METHODS = tuple(m.value for m in Method)
 #: Settings that may differ between the members of one ensemble (see :class:`TrainConfig`).
 PER_MEMBER = ("method", "lr", "threshold", "alpha")
+#: Penalty weights on W_rec (:mod:`bptt.optim.penalties`), also settable per member; left
+#: out of a run's stored configuration when 0, so that unpenalised runs keep their keys.
+PENALTIES = ("l1", "l2")
 
 _POSITIVE_INT = Interval(1, None, integer=True)
 #: What each field of :class:`TrainConfig` must be (see :mod:`bptt.validation`).
@@ -43,9 +46,10 @@ CONSTRAINTS = {
     "dtype": [Options("float32", "float64")],
     "device": [Check(lambda v: isinstance(v, str) and bool(v), "a device name such as 'cpu' or 'cuda'")],
     "record_every": [_POSITIVE_INT], "checkpoint_every": [_POSITIVE_INT],
+    "l1": [PerMember(Interval(0, None))], "l2": [PerMember(Interval(0, None))],
 }
 LABELS = {"lr": "learning rate (lr)", "threshold": "clipping threshold", "alpha": "alpha (the weight of Ω)",
-          "seeds": "seeds (one per member)"}
+          "seeds": "seeds (one per member)", "l1": "L1 penalty weight (l1)", "l2": "L2 penalty weight (l2)"}
 
 
 @dataclass
@@ -58,6 +62,9 @@ class TrainConfig:
     ``method``, ``lr``, ``threshold`` and ``alpha`` may each also be a list with one
     entry per seed: runs that differ only in these then train in one ensemble, each
     member with its own values (``member(seed)`` gives each run's scalar settings).
+
+    ``l1`` and ``l2`` weigh the L1 and L2 penalties on W_rec (§3.3's rival remedies,
+    :mod:`bptt.optim.penalties`; 0: none), each a float or one per seed.
     """
 
     task: str = "temporal_order"
@@ -88,17 +95,19 @@ class TrainConfig:
     device: str = "cpu"
     record_every: int = 10
     checkpoint_every: int = 2000
+    l1: float | list = 0.0
+    l2: float | list = 0.0
 
     def validate(self) -> "TrainConfig":
         """Check every field (see :data:`CONSTRAINTS`) and how they fit together; raise
         ``ValueError`` saying what is wrong. Changes nothing; returns ``self``."""
         check_params(dataclasses.asdict(self), CONSTRAINTS, LABELS)
-        for name in PER_MEMBER:
+        for name in PER_MEMBER + PENALTIES:
             value = getattr(self, name)
             if isinstance(value, (list, tuple)) and len(value) != len(self.seeds):
                 raise ValueError(f"{name} has {len(value)} entries for {len(self.seeds)} seeds; "
                                  f"give one value, or one per seed")
-        members = list(zip(self.seeds, *(map(repr, self.values(n)) for n in PER_MEMBER)))
+        members = list(zip(self.seeds, *(map(repr, self.values(n)) for n in PER_MEMBER + PENALTIES)))
         if len(set(members)) != len(members):
             raise ValueError(f"seeds must be distinct and non-empty, got {self.seeds} "
                              f"(a seed may repeat only for members with different settings)")
@@ -123,6 +132,10 @@ class TrainConfig:
         d.pop("seeds")
         for name in PER_MEMBER:
             d[name] = self.values(name)[i]
+        for name in PENALTIES:
+            d[name] = self.values(name)[i]
+            if d[name] == 0:
+                d.pop(name)
         d["seed"] = int(seed)
         return d
 

@@ -69,7 +69,8 @@ class Trainer(Schedule):
                          output=self.task.output, seeds=c.seeds, dtype=dtype, device=c.device)
         methods = [Method.parse(m) for m in c.values("method")]
         rule = PaperSGD(c.values("lr"), threshold=c.values("threshold"), clip=[m.clips for m in methods],
-                        kind=c.clip, dtype=dtype, device=model.device)
+                        kind=c.clip, dtype=dtype, device=model.device,
+                        l1=c.values("l1"), l2=c.values("l2"), penalised=model.recurrent_names)
         alpha = [alpha_schedule(c.alpha_schedule, a if m.regularizes else 0.0)
                  for a, m in zip(c.values("alpha"), methods)]
         self.loop = TrainingLoop(
