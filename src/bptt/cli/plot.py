@@ -322,3 +322,73 @@ def cliff_cmd(out_dir: str) -> None:
     from bptt.dynamics.plots import plot_cliff
 
     _echo_paths(plot_cliff(cliff_demo(), Path(out_dir) / "cliff"))
+
+
+# ---------------------------------------------------------------------------
+# Rival remedies: L2 on W_rec (§3.3) and teacher forcing (Doya 1993)
+# ---------------------------------------------------------------------------
+
+
+def _floats(text: str, name: str) -> list[float]:
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise click.BadParameter(f"{name} must be comma-separated numbers, got {text!r}") from None
+    if not values:
+        raise click.BadParameter(f"{name} must list at least one number")
+    return values
+
+
+@plot.command("penalties")
+@click.option("--l2", "l2_text", default="0,1e-4,1e-3,1e-2", show_default=True,
+              help="Comma-separated L2 weights λ₂ on W_rec, one member each.")
+@click.option("--lengths", default="20", show_default=True, help="Comma-separated training lengths T.")
+@click.option("--seeds", "seeds_text", default="0,1", show_default=True, help="Comma-separated network seeds.")
+@click.option("--updates", default=3000, show_default=True, type=click.IntRange(min=1), help="Update budget.")
+@click.option("--check-every", default=100, show_default=True, type=click.IntRange(min=1),
+              help="Updates between two records of ρ(W_rec) and the error.")
+@click.option("--lr", default=0.05, show_default=True, type=click.FloatRange(min=0, min_open=True),
+              help="Learning rate of MSGD-C.")
+@_out_option
+@library_errors
+def penalties_cmd(l2_text: str, lengths: str, seeds_text: str, updates: int, check_every: int, lr: float,
+                  out_dir: str) -> None:
+    """ρ(W_rec) and the error along training on temporal order for several L2 weights (§3.3)."""
+    from bptt.experiments.penalties import penalty_study, plot_penalty_study
+
+    lens = [int(v) for v in _floats(lengths, "--lengths")]
+    seeds = [int(v) for v in _floats(seeds_text, "--seeds")]
+    study = penalty_study(l2=_floats(l2_text, "--l2"), lengths=lens, seeds=seeds, updates=updates,
+                          check_every=check_every, lr=lr, progress=lambda s: click.echo(s, err=True))
+    _echo_paths(plot_penalty_study(study, Path(out_dir) / "penalties"))
+
+
+@plot.command("teacher-forcing")
+@click.option("--w", "w0", default=5.0, show_default=True, type=float, help="Initial recurrent weight w.")
+@click.option("--b", "b0", default=-2.8, show_default=True, type=float, help="Initial bias b.")
+@click.option("--target", default="2.0", show_default=True,
+              help="A fixed point to reach (a number) or a trajectory (comma-separated numbers).")
+@click.option("--x0", default=-2.0, show_default=True, type=float, help="Initial state x_0.")
+@click.option("--steps", default=50, show_default=True, type=click.IntRange(min=1),
+              help="Steps T of a fixed-point target.")
+@click.option("--lr", default=0.001, show_default=True, type=click.FloatRange(min=0, min_open=True),
+              help="Learning rate of gradient descent.")
+@click.option("--iterations", default=600, show_default=True, type=click.IntRange(min=1),
+              help="Gradient descent iterations.")
+@click.option("--train", "train", default="b", show_default=True, type=click.Choice(["b", "w", "wb"]),
+              help="Parameters that train: b only (path drawn over the bifurcation diagram), w, or both "
+                   "(path drawn over the fold curves).")
+@click.option("--unit", default="sigmoid", show_default=True, type=click.Choice(["sigmoid", "tanh"]),
+              help="The unit of x_t = w σ(x_{t−1}) + b.")
+@_out_option
+@library_errors
+def teacher_forcing_cmd(w0: float, b0: float, target: str, x0: float, steps: int, lr: float, iterations: int,
+                        train: str, unit: str, out_dir: str) -> None:
+    """The one-unit network trained free running (BPTT) and with teacher forcing (Doya 1993)."""
+    from bptt.dynamics.plots_teacher_forcing import plot_teacher_forcing
+    from bptt.dynamics.teacher_forcing import teacher_forcing_demo
+
+    goal = _floats(target, "--target") if "," in target else target
+    demo = teacher_forcing_demo(w0, b0, goal, x0=x0, steps=steps, lr=lr, n_steps=iterations,
+                                train=tuple(train), unit=unit)
+    _echo_paths(plot_teacher_forcing(demo, Path(out_dir) / "teacher-forcing"))
