@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 import torch
 
+from bptt.engine.dropout import check_dropout, dropout_masks
 from bptt.engine.outputs import PER_STEP, loss_and_grad, wrong_sequences
 from bptt.engine.units import activate_
 from bptt.clip.norm import global_norm
@@ -210,6 +211,8 @@ def forward_backward(
     mask: torch.Tensor | None = None,
     omega_bound: float = OMEGA_BOUND,
     workspace: Workspace | None = None,
+    dropout: float = 0.0,
+    generator: torch.Generator | None = None,
 ) -> StepResult:
     """Loss, exact gradients, Ω and the gradient norm of every ensemble member.
 
@@ -226,6 +229,11 @@ def forward_backward(
         mask: ``[T, B]`` 1 on real steps for per-step outputs with padding.
         omega_bound: pairs with ‖∂E/∂h_{k+1}‖² below this are left out of Ω.
         workspace: buffers to reuse (default: a module-wide one).
+        dropout: the probability p of dropping an input and a state fed to the readout
+            (:mod:`bptt.engine.dropout`: fresh masks per member, sequence and step,
+            scaled by 1/(1 − p); never on the recurrent path). 0: no dropout, and the
+            pass is the one without the option.
+        generator: the random stream the masks are drawn from (with ``dropout``).
 
     Returns:
         :class:`StepResult`.
@@ -233,12 +241,25 @@ def forward_backward(
     torch.set_flush_denormal(True)
     E, H = params["W_rec"].shape[0], params["W_rec"].shape[1]
     B = x.shape[1] if x.dim() == 3 else x.shape[2]
+    readout_mask = None
+    if dropout:
+        x, readout_mask = _dropped_inputs(x, check_dropout(dropout), E, H, output, params["W_rec"], generator)
     with _threads(E * B * H * H):
         return _forward_backward(params, x, y, unit=unit, output=output, alpha=alpha, omega=omega,
-                                 h0=h0, mask=mask, omega_bound=omega_bound, ws=workspace or _WORKSPACE)
+                                 h0=h0, mask=mask, omega_bound=omega_bound, ws=workspace or _WORKSPACE,
+                                 readout_mask=readout_mask)
 
 
-def _forward_backward(params, x, y, *, unit, output, alpha, omega, h0, mask, omega_bound, ws):
+def _dropped_inputs(x, p, E, H, output, like, generator):
+    """The inputs with their dropout mask applied (``[T, E, B, I]``) and the readout mask."""
+    T, B, I = x.shape[0], x.shape[-2], x.shape[-1]
+    x_mask, readout_mask = dropout_masks(p, T, E, B, I, H, per_step=output in PER_STEP, generator=generator,
+                                         dtype=like.dtype, device=like.device)
+    x = x.to(like.dtype)
+    return (x.unsqueeze(1) if x.dim() == 3 else x) * x_mask, readout_mask
+
+
+def _forward_backward(params, x, y, *, unit, output, alpha, omega, h0, mask, omega_bound, ws, readout_mask=None):
     W_rec, W_in, W_out, b_out = params["W_rec"], params["W_in"], params["W_out"], params["b_out"]
     E, H, _ = W_rec.shape
     T = x.shape[0]
@@ -274,20 +295,26 @@ def _forward_backward(params, x, y, *, unit, output, alpha, omega, h0, mask, ome
             count = weight.sum().clamp_min(1.0)
         top = ws.get("top", (E, T, B, H), dtype, dev)
         top.copy_(hs[1:].permute(1, 0, 2, 3))
+        if readout_mask is not None:                              # dropout on h_t → output
+            top.mul_(readout_mask.permute(1, 0, 2, 3))
         top = top.view(E, T * B, H)
         z = torch.baddbmm(b_out.unsqueeze(1), top, W_out)         # [E, T*B, O]
         yt = _flat_targets(y, y.dim() == (3 if output == "softmax" else 4), T)
         loss, dz = loss_and_grad(z, yt, output, weight, count)
         grad_W_out = torch.bmm(top.transpose(1, 2), dz)
         direct = torch.bmm(dz, W_out.transpose(1, 2)).view(E, T, B, H)   # ∂E/∂h_t, explicit part
+        if readout_mask is not None:
+            direct.mul_(readout_mask.permute(1, 0, 2, 3))
         g = direct[:, T - 1]
     else:
-        h_T = hs[T]
+        h_T = hs[T] if readout_mask is None else hs[T] * readout_mask
         z = torch.baddbmm(b_out.unsqueeze(1), h_T, W_out)         # [E,B,O]
         loss, dz = loss_and_grad(z, y, output, None, float(B))
         grad_W_out = torch.bmm(h_T.transpose(1, 2), dz)
         direct = None
         g = torch.bmm(dz, W_out.transpose(1, 2))                  # ∂E/∂h_T  [E,B,H]
+        if readout_mask is not None:
+            g.mul_(readout_mask)
     grad_b_out = dz.sum(1)
     g_T = g
 

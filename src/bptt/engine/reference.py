@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from bptt.engine.dropout import check_dropout, dropout_masks
 from bptt.engine.exact import StepResult
 from bptt.engine.outputs import PER_STEP
 from bptt.engine.units import activate, derivative_from_output
@@ -76,12 +77,33 @@ def reference_forward_backward(
     h0: torch.Tensor | None = None,
     mask: torch.Tensor | None = None,
     omega_bound: float = OMEGA_BOUND,
+    dropout: float = 0.0,
+    generator: torch.Generator | None = None,
 ) -> StepResult:
-    """The oracle: same signature and result as :func:`bptt.engine.exact.forward_backward`."""
+    """The oracle: same signature and result as :func:`bptt.engine.exact.forward_backward`.
+
+    With ``dropout`` the masks are drawn as the engine draws them (same generator state,
+    same masks; :func:`bptt.engine.dropout.dropout_masks`) and applied where Zaremba et
+    al. (2014) put them: to the inputs and to the states fed to the readout.
+    """
     leaves = {k: v.detach().clone().requires_grad_(True) for k, v in params.items()}
     E = leaves["W_rec"].shape[0]
+    readout_mask = None
+    if dropout:
+        W = leaves["W_rec"]
+        T, B, I = x.shape[0], x.shape[-2], x.shape[-1]
+        x_mask, readout_mask = dropout_masks(check_dropout(dropout), T, E, B, I, W.shape[1],
+                                             per_step=output in PER_STEP, generator=generator,
+                                             dtype=W.dtype, device=W.device)
+        x = (x.to(W.dtype).unsqueeze(1) if x.dim() == 3 else x.to(W.dtype)) * x_mask
     hs = run_states(leaves, x, unit, h0)
-    loss = loss_of(readout(leaves, hs, output), y, output, mask)
+    if readout_mask is None:
+        shown = hs
+    elif output in PER_STEP:
+        shown = [hs[0]] + [h * m for h, m in zip(hs[1:], readout_mask.unbind(0))]
+    else:
+        shown = hs[:-1] + [hs[-1] * readout_mask]
+    loss = loss_of(readout(leaves, shown, output), y, output, mask)
     total = loss.sum()
     omega_val = torch.zeros(E, dtype=loss.dtype)
     frac = torch.zeros(E, dtype=loss.dtype)

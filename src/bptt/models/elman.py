@@ -9,6 +9,7 @@ from typing import Sequence
 import torch
 
 from bptt.engine import check_kernel, exact, get_pass, reference
+from bptt.engine.dropout import check_dropout
 from bptt.engine.graphs import GraphCache
 from bptt.engine.outputs import PER_STEP, check_output
 from bptt.engine.units import check_unit
@@ -196,7 +197,8 @@ class ElmanRNN(torch.nn.Module):
     def forward_backward(self, x: torch.Tensor, y: torch.Tensor, *, alpha: torch.Tensor | float = 0.0,
                          omega: str | None = "squared", h0: torch.Tensor | None = None,
                          mask: torch.Tensor | None = None, cuda_graph: bool = False,
-                         kernel: str = "exact", lengths: Sequence[int] | None = None) -> exact.StepResult:
+                         kernel: str = "exact", lengths: Sequence[int] | None = None,
+                         dropout: float = 0.0, generator: torch.Generator | None = None) -> exact.StepResult:
         """Loss, exact gradients, Ω and the gradient norm in one pass (no autograd graph).
 
         Args:
@@ -219,6 +221,10 @@ class ElmanRNN(torch.nn.Module):
             lengths: ``[E]`` per-member sequence lengths, with ``kernel="persistent"``
                 only: member e trains on ``x[:lengths[e]]`` (see
                 :func:`bptt.engine.persistent.persistent_forward_backward`).
+            dropout: probability of dropping each input and each state fed to the
+                readout (Zaremba et al. 2014; never the recurrent path; see
+                :mod:`bptt.engine.dropout`), with the exact kernel; 0: none.
+            generator: the random stream of the dropout masks.
 
         Returns:
             :class:`bptt.engine.StepResult` with ``loss``, ``omega``, ``omega_fraction``,
@@ -234,6 +240,12 @@ class ElmanRNN(torch.nn.Module):
         checks.check_alpha(alpha, self.ensemble)
         check_omega(omega)
         params = {k: p.detach() for k, p in self.params.items()}
+        if check_dropout(dropout):
+            if kernel != "exact" or lengths is not None:
+                raise ValueError("dropout runs on the exact kernel only (kernel='exact', no lengths)")
+            with torch.no_grad():
+                return exact.forward_backward(params, x, y, unit=self.unit, output=self.output, alpha=alpha,
+                                              omega=omega, h0=h0, mask=mask, dropout=dropout, generator=generator)
         if check_kernel(kernel) == "persistent":
             return self._persistent(params, x, y, alpha=alpha, omega=omega, h0=h0, mask=mask,
                                     cuda_graph=cuda_graph, lengths=lengths)
