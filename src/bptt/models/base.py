@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from bptt.clip.norm import global_norm
+from bptt.engine.dropout import check_dropout, dropout_masks
 from bptt.engine.exact import Evaluation, StepResult
 from bptt.engine.outputs import PER_STEP, check_output, wrong_sequences
 from bptt.models import checks
@@ -411,11 +412,14 @@ class AutogradEnsemble(torch.nn.Module):
 
     def forward_backward(self, x: torch.Tensor, y: torch.Tensor, *, alpha: torch.Tensor | float = 0.0,
                          omega: str | None = "squared", h0: torch.Tensor | None = None,
-                         mask: torch.Tensor | None = None, cuda_graph: bool = False) -> StepResult:
+                         mask: torch.Tensor | None = None, cuda_graph: bool = False,
+                         dropout: float = 0.0, generator: torch.Generator | None = None) -> StepResult:
         """Loss, gradients (by ``torch.autograd``) and the gradient norm of each member.
 
         See :meth:`EnsembleModel.forward_backward`. ``cuda_graph`` is ignored; ``omega``
-        and ``omega_fraction`` are returned as zeros.
+        and ``omega_fraction`` are returned as zeros. ``dropout`` (with its random stream
+        ``generator``) drops inputs and the hidden outputs fed to the readout, never the
+        recurrent path (Zaremba et al. 2014; :mod:`bptt.engine.dropout`).
 
         Raises:
             ValueError: for inputs, targets, α, h0 or mask of the wrong shape, type or
@@ -427,13 +431,27 @@ class AutogradEnsemble(torch.nn.Module):
         self._refuse_omega(alpha, omega)
         leaves = {k: p.detach().requires_grad_(True) for k, p in self.params.items()}
         tensors = leaves | {k: b for k, b in self.named_buffers()}
+        x, readout_mask = self._dropout(x.to(self.dtype), dropout, generator)
         with torch.enable_grad():
-            h, state = self._run(tensors, x.to(self.dtype), h0, self.per_step)
+            h, state = self._run(tensors, x, h0, self.per_step)
+            if readout_mask is not None:
+                h = h * readout_mask
             loss = mean_loss(self._readout(tensors, h), y, self.output, mask)
             names = list(leaves)
             got = torch.autograd.grad(loss.sum(), [leaves[n] for n in names], allow_unused=True)
         grads = {n: torch.zeros_like(leaves[n]) if g is None else g for n, g in zip(names, got)}
         return self._result(loss.detach(), grads, state.detach())
+
+    def _dropout(self, x: torch.Tensor, p, generator) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``x`` with its dropout mask applied (``[T, E, B, I]``) and the readout mask, or
+        ``x`` unchanged and ``None`` when ``p`` is 0."""
+        if not check_dropout(p):
+            return x, None
+        T, B = x.shape[0], x.shape[-2]
+        x_mask, readout_mask = dropout_masks(float(p), T, self.ensemble, B, self.n_in, self.n_hidden,
+                                             per_step=self.per_step, generator=generator, dtype=self.dtype,
+                                             device=self.device)
+        return (x.unsqueeze(1) if x.dim() == 3 else x) * x_mask, readout_mask
 
     def _result(self, loss: torch.Tensor, grads: dict[str, torch.Tensor], state: torch.Tensor) -> StepResult:
         norm = global_norm(grads)

@@ -151,10 +151,12 @@ class ESN(AutogradEnsemble):
 
     def forward_backward(self, x: torch.Tensor, y: torch.Tensor, *, alpha: torch.Tensor | float = 0.0,
                          omega: str | None = "squared", h0: torch.Tensor | None = None,
-                         mask: torch.Tensor | None = None, cuda_graph: bool = False) -> StepResult:
+                         mask: torch.Tensor | None = None, cuda_graph: bool = False,
+                         dropout: float = 0.0, generator: torch.Generator | None = None) -> StepResult:
         """Loss and gradients of the readout (the reservoir's gradients are zero).
 
-        Args: as :meth:`bptt.models.base.EnsembleModel.forward_backward`.
+        Args: as :meth:`bptt.models.base.EnsembleModel.forward_backward`; ``dropout``
+        drops inputs and the states fed to the readout (Zaremba et al. 2014).
 
         Raises:
             ValueError: for α > 0 with ``omega`` set: Ω regularizes recurrent weights
@@ -167,7 +169,11 @@ class ESN(AutogradEnsemble):
         if omega is not None and any_positive(alpha):
             raise ValueError("Ω is meaningless on an echo-state network: its recurrent weights do not learn. "
                              "Pass alpha=0 or omega=None.")
+        checks.check_inputs(x, self.n_in, self.ensemble, self.device)
+        x, readout_mask = self._dropout(x.to(self.dtype), dropout, generator)
         h, state = self.states(x, h0)
+        if readout_mask is not None:
+            h = h * readout_mask
         W_out = self.W_out.detach().requires_grad_(True)
         b_out = self.b_out.detach().requires_grad_(True)
         with torch.enable_grad():

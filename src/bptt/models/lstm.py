@@ -128,7 +128,8 @@ class LSTM(AutogradEnsemble):
 
     def forward_backward(self, x: torch.Tensor, y: torch.Tensor, *, alpha: torch.Tensor | float = 0.0,
                          omega: str | None = "squared", h0: torch.Tensor | None = None,
-                         mask: torch.Tensor | None = None, cuda_graph: bool = False) -> StepResult:
+                         mask: torch.Tensor | None = None, cuda_graph: bool = False,
+                         dropout: float = 0.0, generator: torch.Generator | None = None) -> StepResult:
         """Loss, exact gradients and the gradient norm of each member, by the hand-derived
         pass of :mod:`bptt.models.lstm_bptt` (no autograd graph; the same numbers as
         :meth:`AutogradEnsemble.forward_backward` up to rounding).
@@ -140,7 +141,13 @@ class LSTM(AutogradEnsemble):
             ValueError: for badly shaped or typed inputs, targets, α, h0 or mask.
             NotImplementedError: for α > 0 with ``omega`` set (Ω comes through
                 :mod:`bptt.omega`).
+
+        With ``dropout`` > 0 the pass is autograd's (see
+        :meth:`bptt.models.base.AutogradEnsemble.forward_backward`).
         """
+        if dropout:
+            return super().forward_backward(x, y, alpha=alpha, omega=omega, h0=h0, mask=mask,
+                                            dropout=dropout, generator=generator)
         self._check_batch(x, y, h0, mask)
         self._refuse_omega(alpha, omega)
         params = {k: p.detach() for k, p in self.params.items()}
