@@ -44,3 +44,10 @@ def test_train_takes_penalties(tmp_path):
     assert runs and all(row["config"]["l2"] == 0.5 for row in runs)
     r = CliRunner().invoke(main, ["train", "--l1", "-1", "--store", store])
     assert r.exit_code == 2 and "--l1" in r.output
+
+
+def test_reproduce_table1_takes_dropout_in_range(tmp_path):
+    r = CliRunner().invoke(main, ["reproduce", "table1", "--dropout", "1.5", "--store", str(tmp_path / "s.sqlite")])
+    assert r.exit_code == 2 and "--dropout" in r.output
+    r = CliRunner().invoke(main, ["reproduce", "table1", "--help"])
+    assert "--dropout" in r.output and "Zaremba" in r.output

@@ -40,9 +40,12 @@ def _datasets(values: tuple[str, ...]) -> list[str]:
               help="Cap the epochs of every data set below the budget's own (recorded with the runs "
                    "and stated in the report).")
 @click.option("--restart", is_flag=True, help="Train again even where finished runs are in the store.")
+@click.option("--dropout", default=0.0, show_default=True, type=click.FloatRange(0, 1, max_open=True),
+              help="Dropout on the inputs and the readout, never the recurrence (Zaremba et al. 2014); "
+                   "0: the paper's training.")
 @progress_option
 def table1_command(datasets, budget, data_dir, out_dir, store_path, seed, threads, device, max_epochs,
-                   restart, progress) -> None:
+                   restart, progress, dropout) -> None:
     """The paper's Table 1: MSGD, MSGD-C and MSGD-CR on the natural problems.
 
     Trains the three methods on each data set (Piano-midi.de, Nottingham, MuseData,
@@ -60,7 +63,7 @@ def table1_command(datasets, budget, data_dir, out_dir, store_path, seed, thread
         run_table1(store=store, datasets=_datasets(datasets), budget=budget, data_dir=data_dir,
                    out_dir=Path(out_dir), seed=seed, device=device, threads=threads, max_epochs=max_epochs,
                    restart=restart,
-                   progress=progress, echo=click.echo)
+                   progress=progress, echo=click.echo, dropout=dropout)
     except (FileNotFoundError, ValueError, RuntimeError) as exc:
         raise click.ClickException(str(exc)) from None
     except KeyboardInterrupt:

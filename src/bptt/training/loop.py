@@ -142,6 +142,9 @@ class TrainingLoop:
         record_every, checkpoint_every: updates per record block and per checkpoint.
         cuda_graph: replay each model pass as a CUDA graph (fixed shapes on a GPU).
         callback: called as ``callback()`` after every record block.
+
+    ``pass_options`` (a dict, empty by default) holds extra keyword arguments of the
+    model's pass, e.g. ``dropout`` and its ``generator``.
     """
 
     def __init__(self, model, rule, *, alpha: Sequence[AlphaSchedule], omega: str, store=None,
@@ -169,6 +172,7 @@ class TrainingLoop:
         self._counts: list[float] = []
         self._alpha_cache: tuple[tuple, torch.Tensor] | None = None
         self.consistent = True
+        self.pass_options: dict = {}
 
     # -- one update --------------------------------------------------------------------------
     def _alpha_values(self, t: int) -> list[float]:
@@ -191,7 +195,7 @@ class TrainingLoop:
             alpha = alpha / batch.scale
         omega = self.omega if (self.omega_when_unweighted or any(v > 0 for v in values)) else None
         out = self.model.forward_backward(batch.x, batch.y, alpha=alpha, omega=omega, h0=batch.h0,
-                                          mask=batch.mask, cuda_graph=self.cuda_graph)
+                                          mask=batch.mask, cuda_graph=self.cuda_graph, **self.pass_options)
         grads, norm = out.grads, out.grad_norm
         if self.frozen:
             grads = {k: torch.zeros_like(g) if k in self.frozen else g for k, g in grads.items()}

@@ -102,6 +102,7 @@ CONSTRAINTS = {
     "methods": [Check(lambda v: isinstance(v, (list, tuple)) and len(v) > 0 and len(set(v)) == len(v)
                       and all(m in METHODS for m in v), f"distinct names from {', '.join(METHODS)}")],
     "seed": [Interval(0, None, integer=True)], "dtype": [Options("float32", "float64")],
+    "dropout": [Interval(0, 1, closed="left")],
     "device": [Check(lambda v: isinstance(v, str) and bool(v), "a device name such as 'cpu' or 'cuda'")],
 }
 
@@ -116,6 +117,9 @@ class NaturalConfig:
     ``eval_windows`` (smoke budget only) restricts evaluation to the first windows of
     each split; by default every step of every split is evaluated. ``methods`` may be
     given as names; they become :class:`bptt.methods.Method` on construction.
+    ``dropout`` (0: none, the paper's setting) drops inputs and the states fed to the
+    readout during training (Zaremba et al. 2014; :mod:`bptt.engine.dropout`); left out
+    of the stored configuration when 0, so the runs without it keep their keys.
     """
 
     dataset: str
@@ -148,6 +152,7 @@ class NaturalConfig:
     device: str = "cpu"
     record_every: int = 10
     checkpoint_every: int = 1000
+    dropout: float = 0.0
 
     def __post_init__(self) -> None:
         self.methods = tuple(Method(m) if m in METHODS else m for m in self.methods)
@@ -189,6 +194,8 @@ class NaturalConfig:
         """The fields as plain values (methods as their names), as stored and hashed."""
         d = dataclasses.asdict(self)
         d["methods"] = [Method(m).value for m in self.methods]
+        if not d["dropout"]:
+            del d["dropout"]
         return d
 
     @property

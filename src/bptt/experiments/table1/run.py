@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from pathlib import Path
@@ -19,11 +20,12 @@ def run_table1(*, store, datasets: list[str] | tuple[str, ...] = DATASETS, budge
                data_dir=None, out_dir: str | os.PathLike = "table1-output", seed: int = 0,
                device: str = "cpu", threads: int | None = 1, max_epochs: int | None = None,
                restart: bool = False, progress: bool = False,
-               echo: Callable[[str], None] = print) -> dict[str, DatasetResult]:
+               echo: Callable[[str], None] = print, dropout: float = 0.0) -> dict[str, DatasetResult]:
     """Train the three methods on each data set and write the report.
 
     ``max_epochs`` caps every data set's epochs below its budget's (it becomes part of
-    the runs' configuration, so capped and uncapped runs never mix). Writes ``table1.md`` (our table beside the paper's, the timings, the protocol),
+    the runs' configuration, so capped and uncapped runs never mix). ``dropout`` trains
+    with dropout on the non-recurrent connections (Zaremba et al. 2014; 0: the paper's). Writes ``table1.md`` (our table beside the paper's, the timings, the protocol),
     ``table1.json`` and the learning curves ``table1.png``/``.svg`` into ``out_dir``.
     """
     unknown = [d for d in datasets if d not in DATASETS]
@@ -39,6 +41,8 @@ def run_table1(*, store, datasets: list[str] | tuple[str, ...] = DATASETS, budge
         config = protocol(name, budget, seed=seed, device=device)
         if max_epochs is not None and max_epochs < config.max_epochs:
             config = protocol(name, budget, seed=seed, device=device, max_epochs=max_epochs)
+        if dropout:
+            config = dataclasses.replace(config, dropout=dropout).validate()
         results[name] = train_natural(config, store, source=sources[name], progress=progress, echo=echo,
                                       threads=threads, restart=restart)
     paths = write_report(results, store, Path(out_dir), budget=budget,

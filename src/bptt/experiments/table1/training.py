@@ -231,6 +231,11 @@ class NaturalTrainer(Schedule):
                                                           for m in self.members],
             omega=c.omega, omega_when_unweighted=False, frozen=() if c.bias else ("b",), store=store,
             record_every=c.record_every, checkpoint_every=c.checkpoint_every)
+        self.dropout_rng = None
+        if c.dropout:                # masks drawn on the CPU from the ensemble's own stream
+            self.dropout_rng = torch.Generator().manual_seed(int(np.random.SeedSequence([c.seed, 104729])
+                                                                 .generate_state(1)[0]))
+            self.loop.pass_options = {"dropout": c.dropout, "generator": self.dropout_rng}
         self.epoch = 0               # completed epochs
         self.position = 0            # windows done in the current epoch
         self.h: torch.Tensor | None = None
@@ -426,7 +431,8 @@ class NaturalTrainer(Schedule):
                 "h": None if self.h is None else self.h.detach().cpu().clone(),
                 "stats": self.stats.state(), "members": [dataclasses.asdict(m) for m in self.members],
                 "best_params": {m: {k: v.detach().cpu().clone() for k, v in p.items()}
-                                for m, p in self.best_params.items()}}
+                                for m, p in self.best_params.items()},
+                **({"dropout_rng": self.dropout_rng.get_state()} if self.dropout_rng is not None else {})}
 
     @classmethod
     def from_state(cls, state: dict, source, store, *, progress: bool = False,
@@ -450,6 +456,8 @@ class NaturalTrainer(Schedule):
             loop.rule.load_state_dict(state["rule"])
         self.h = None if sched["h"] is None else sched["h"].to(device)
         self.stats = _EpochStats.from_state(sched["stats"])
+        if self.dropout_rng is not None:
+            self.dropout_rng.set_state(sched["dropout_rng"])
         self.best_params = {int(m): {k: v.to(device) for k, v in p.items()} for m, p in sched["best_params"].items()}
         return self
 
