@@ -69,7 +69,8 @@ def check_outcome(store, run_id: int) -> dict:
     Returns the run's metrics.
     """
     run = store.get_run(run_id)
-    config = NaturalConfig(**{f.name: run["config"][f.name] for f in dataclasses.fields(NaturalConfig)})
+    config = NaturalConfig(**{f.name: run["config"][f.name] for f in dataclasses.fields(NaturalConfig)
+                              if f.name in run["config"]})          # fields left out when at their default
     curve = store.get_curve(run_id, ["valid_nll", "train_nll", "test_nll", "lr"])
     epochs, valid = curve["valid_nll"]
     assert list(epochs) == list(range(1, len(epochs) + 1))
