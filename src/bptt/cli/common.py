@@ -14,13 +14,15 @@ import click
 STORE_HELP = "Results store (default $BPTT_STORE or ./bptt-results.sqlite)."
 
 
-def open_store(path: str | None, *, must_exist: bool = False):
+def open_store(path: str | None, *, must_exist: bool = False, read_only: bool = False):
     """The results store at ``path`` (default :func:`bptt.store.default_store_path`).
 
     Args:
         path: the ``--store`` option's value, or ``None``.
         must_exist: refuse a path where no store exists yet (commands that only read),
             instead of creating an empty one.
+        read_only: open for reading only (commands that only read): the file must
+            exist, and nothing is written to it.
 
     Returns:
         A :class:`bptt.store.Store`.
@@ -32,11 +34,11 @@ def open_store(path: str | None, *, must_exist: bool = False):
     from bptt.store import Store, default_store_path
 
     p = Path(path) if path else default_store_path()
-    if must_exist and not p.exists():
+    if (must_exist or read_only) and not p.exists():
         raise click.ClickException(f"no results store at {p}; pass --store PATH or set $BPTT_STORE")
     try:
-        return Store(p)
-    except ValueError as exc:
+        return Store(p, read_only=read_only)
+    except (ValueError, FileNotFoundError) as exc:
         raise click.ClickException(str(exc)) from None
     except (OSError, sqlite3.OperationalError) as exc:
         raise click.ClickException(f"cannot open the results store at {p}: {exc}") from None

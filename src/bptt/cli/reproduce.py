@@ -88,7 +88,8 @@ def _run_sweep(experiment, budget, store_path, out_dir, sweep_name, executor, wo
                      workers=workers, address=address, threads=threads, progress=progress, report=report,
                      echo=click.echo)
     except KeyboardInterrupt:
-        click.echo("\ninterrupted: checkpoints saved. Run the same command again to continue the sweep.", err=True)
+        click.echo("\ninterrupted. Run the same command again to continue the sweep (runs go on from their "
+                   "last checkpoints).", err=True)
         sys.exit(130)
     s = result["summary"]
     if not s.complete:

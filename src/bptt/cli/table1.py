@@ -64,5 +64,6 @@ def table1_command(datasets, budget, data_dir, out_dir, store_path, seed, thread
     except (FileNotFoundError, ValueError, RuntimeError) as exc:
         raise click.ClickException(str(exc)) from None
     except KeyboardInterrupt:
-        click.echo("\nstopped; checkpoint saved. Run the same command again to resume.", err=True)
+        click.echo("\nstopped. Run the same command again to resume from the last checkpoint "
+                   "(a data set stopped before its first one starts again).", err=True)
         sys.exit(130)

@@ -109,7 +109,10 @@ def train(**o) -> None:
         result = trainer.run()
     except KeyboardInterrupt:
         ids = [trainer.run_ids[m] for m in range(len(trainer.run_ids)) if trainer.status[m] == Status.STOPPED]
-        click.echo(f"\nstopped at update {trainer.update}; checkpoint saved. "
+        saved = any(r is not None and store.load_checkpoint(r) is not None for r in ids)
+        click.echo(f"\nstopped at update {trainer.update}; "
+                   + ("checkpoint saved. " if saved else "no checkpoint was saved yet (it restarts from scratch). ")
+                   + f"Resume with: bptt train --resume {ids[0] if ids else trainer.run_ids[0]}"
                    f"Resume with: bptt train --resume {ids[0] if ids else trainer.run_ids[0]}"
                    + (f" --store {o['store_path']}" if o["store_path"] else ""), err=True)
         sys.exit(130)
@@ -129,6 +132,10 @@ def _resumed(store, run_id: int, progress: bool):
         raise click.ClickException(str(exc.args[0] if exc.args else exc)) from None
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(f"resuming group {trainer.group} at update {trainer.update} with {len(trainer.active)} active members",
-               err=True)
+    if trainer.restarted:
+        click.echo(f"restarting group {trainer.group} from scratch (it stopped before its first checkpoint) "
+                   f"with {len(trainer.active)} members", err=True)
+    else:
+        click.echo(f"resuming group {trainer.group} at update {trainer.update} with {len(trainer.active)} "
+                   f"active members", err=True)
     return trainer
