@@ -9,6 +9,7 @@ import math
 import os
 import signal
 import sys
+import threading
 import time
 from typing import Any
 
@@ -45,35 +46,68 @@ class InlineExecutor:
 
 _WORKER_STORE: dict[str, Store] = {}
 _WORKER_STOPPING: list[bool] = []
+_WORKER_BUSY: list[bool] = []
+#: Seconds between a worker's checks that its driver is still alive.
+PARENT_POLL_S = 0.5
+#: Seconds a worker whose driver died gives the task in progress to save its checkpoint.
+ORPHAN_GRACE_S = 60.0
 
 
 def _worker_init(threads: int | None) -> None:
+    """Set up a pool worker: its threads, and its end when the driver ends.
+
+    A worker stops on SIGTERM or SIGINT (the task in progress saves its checkpoint and
+    marks its runs ``stopped``) and then exits instead of waiting for further tasks. When
+    the driver dies, even by ``kill -9``, the worker is told so by the kernel
+    (``PR_SET_PDEATHSIG`` on Linux) or, everywhere, by a thread that watches its parent
+    process id, and stops the same way.
+    """
     if threads:
         torch.set_num_threads(threads)
-    if sys.platform.startswith("linux"):      # stop (with a checkpoint) when the driver dies
+    parent = os.getppid()
+
+    def stop(signum, frame):  # noqa: ARG001
+        _WORKER_STOPPING.append(True)                      # take no further task
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)      # one interrupt: let the checkpoint be written
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        if not _WORKER_BUSY:                               # idle: nothing to save
+            os._exit(128 + signum)
+        raise KeyboardInterrupt
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    if sys.platform.startswith("linux"):      # the kernel's word when the driver dies
         try:
             import ctypes
 
             ctypes.CDLL("libc.so.6").prctl(1, signal.SIGTERM)     # PR_SET_PDEATHSIG
         except OSError:
             pass
+    threading.Thread(target=_watch_parent, args=(parent,), name="bptt-parent-watch", daemon=True).start()
 
-    def stop(signum, frame):  # noqa: ARG001
-        _WORKER_STOPPING.append(True)                      # take no further task
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)      # one interrupt: let the checkpoint be written
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        raise KeyboardInterrupt
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
+
+def _watch_parent(parent: int) -> None:
+    """End this worker once its parent process ``parent`` is gone (then it has a new parent)."""
+    while os.getppid() == parent:
+        time.sleep(PARENT_POLL_S)
+    if not _WORKER_STOPPING:
+        os.kill(os.getpid(), signal.SIGTERM)    # the handler stops the task, which saves its checkpoint
+    time.sleep(ORPHAN_GRACE_S)                  # a task that does not stop in time is abandoned
+    os._exit(1)
 
 
 def _process_entry(store_path: str, task: Task) -> TaskReport:
     if _WORKER_STOPPING:
         raise KeyboardInterrupt
-    store = _WORKER_STORE.get(store_path)
-    if store is None:
-        store = _WORKER_STORE[store_path] = Store(store_path)
-    return execute(task, store)
+    _WORKER_BUSY.append(True)
+    try:
+        store = _WORKER_STORE.get(store_path)
+        if store is None:
+            store = _WORKER_STORE[store_path] = Store(store_path)
+        return execute(task, store)
+    finally:
+        _WORKER_BUSY.clear()
+        if _WORKER_STOPPING:                    # stopped: the task is recorded; end instead of waiting
+            os._exit(1)
 
 
 class ProcessExecutor:
