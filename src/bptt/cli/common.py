@@ -103,6 +103,35 @@ def out_option(default: str | None, help: str) -> Callable[[Callable], Callable]
                         type=click.Path(file_okay=False), help=help)
 
 
+def check_device(ctx, param, value: str | None) -> str | None:  # noqa: ARG001
+    """Click callback of ``--device``: a device torch knows and this machine has.
+
+    Raises:
+        click.BadParameter: not a device name, or CUDA (or MPS) asked for where there is none.
+    """
+    import torch
+
+    if value is None:
+        return value
+    try:
+        dev = torch.device(value)
+    except (RuntimeError, ValueError):
+        raise click.BadParameter(f"{value!r} is not a device; use cpu, cuda or cuda:N") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise click.BadParameter(f"{value!r}: CUDA is not available on this machine (torch sees no GPU); "
+                                     f"use --device cpu")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise click.BadParameter(f"{value!r}: this machine has {torch.cuda.device_count()} CUDA device(s), "
+                                     f"numbered from 0")
+    elif dev.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise click.BadParameter(f"{value!r}: MPS is not available on this machine; use --device cpu")
+    elif dev.type != "cpu":
+        raise click.BadParameter(f"{value!r}: bptt trains on cpu, cuda or mps devices")
+    return value
+
+
 def library_errors(f: Callable) -> Callable:
     """Turn the library's ``ValueError`` and ``FileNotFoundError`` (bad input, missing
     files) into clean command-line errors instead of tracebacks."""

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from bptt.cli.common import open_store, out_option, progress_option, sigterm_as_interrupt, store_option
+from bptt.cli.common import check_device, open_store, out_option, progress_option, sigterm_as_interrupt, store_option
 from bptt.experiments.table1.protocol import BUDGETS, DATASETS
 
 
@@ -35,7 +35,8 @@ def _datasets(values: tuple[str, ...]) -> list[str]:
 @click.option("--threads", default=1, show_default=True, type=click.IntRange(min=1),
               help="CPU threads for PyTorch. One window per update makes every product a small "
                    "matrix-vector one, which more threads slow down rather than speed up.")
-@click.option("--device", default="cpu", show_default=True, help="Torch device, e.g. cpu or cuda.")
+@click.option("--device", default="cpu", show_default=True, callback=check_device,
+              help="Torch device, e.g. cpu or cuda.")
 @click.option("--max-epochs", type=click.IntRange(min=1),
               help="Cap the epochs of every data set below the budget's own (recorded with the runs "
                    "and stated in the report).")

@@ -8,6 +8,7 @@ import click
 
 from bptt import tasks as task_registry
 from bptt.cli.common import (
+    check_device,
     open_store,
     parse_seeds,
     progress_option,
@@ -76,12 +77,14 @@ def tasks_cmd() -> None:
               help="Updates between checkpoints.")
 @click.option("--dtype", default="float32", show_default=True, type=click.Choice(["float32", "float64"]),
               help="Floating-point type of the networks.")
-@click.option("--device", default="cpu", show_default=True, help="Torch device, e.g. cpu or cuda.")
+@click.option("--device", default="cpu", show_default=True, callback=check_device,
+              help="Torch device, e.g. cpu or cuda.")
 @store_option
 @click.option("--resume", type=int, help="Resume the stopped training that run RUN_ID belongs to.")
 @progress_option
 def train(**o) -> None:
     """Train an ensemble, one member per seed, and record every run in the store."""
+    from bptt.training.memory import check_fits
     from bptt.training.trainer import TrainConfig, Trainer
 
     sigterm_as_interrupt()
@@ -102,6 +105,7 @@ def train(**o) -> None:
             seeds=parse_seeds(o["seeds"]), dtype=o["dtype"], device=o["device"],
             record_every=o["record_every"], checkpoint_every=o["checkpoint_every"])
         try:
+            check_fits(config.validate())
             trainer = Trainer(config, store, progress=o["progress"])
         except ValueError as exc:
             raise click.BadParameter(str(exc)) from None

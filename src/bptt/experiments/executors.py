@@ -198,6 +198,7 @@ class RayExecutor:
         if own:
             kw: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
             if self.address:
+                _probe_address(self.address)
                 kw["address"] = self.address
             elif self.num_cpus:
                 kw["num_cpus"] = self.num_cpus
@@ -250,6 +251,31 @@ class RayExecutor:
             if own:
                 ray.shutdown()
         return reports
+
+
+def _probe_address(address: str, timeout: float = 5.0) -> None:
+    """Check that something listens at a Ray cluster's ``address`` before ``ray.init``,
+    which would otherwise retry for minutes.
+
+    ``host:port`` and ``ray://host:port`` are probed with one TCP connection; ``auto``,
+    ``local`` and addresses without a port are left to Ray.
+
+    Raises:
+        ValueError: nothing accepts a connection there within ``timeout`` seconds.
+    """
+    import socket
+
+    target = address.split("://", 1)[1] if "://" in address else address
+    host, sep, port = target.rpartition(":")
+    if not sep or not port.isdigit():
+        return
+    try:
+        with socket.create_connection((host.strip("[]") or "127.0.0.1", int(port)), timeout=timeout):
+            pass
+    except OSError as exc:
+        reason = "timed out" if isinstance(exc, TimeoutError) else (exc.strerror or str(exc))
+        raise ValueError(f"no Ray cluster answers at {address} ({reason} after trying for at most {timeout:.0f} s); "
+                         f"start one with 'ray start --head' or check --address") from None
 
 
 def _write_record(store: Store, rid: int, rec: dict) -> None:
