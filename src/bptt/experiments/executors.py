@@ -325,7 +325,7 @@ class SweepProgress:
     """
 
     def __init__(self, store: Store, sweep: Sweep, enabled: bool = True, every: float = 1.0) -> None:
-        from tqdm.auto import tqdm
+        from bptt.progress import progress_bar
 
         self.store, self.sweep, self.every = store, sweep, every
         self.index = {k: i for i, k in enumerate(sweep.keys)}
@@ -335,8 +335,8 @@ class SweepProgress:
         self.last = 0.0
         self.base_work: float | None = None
         self.counts = {"settled": 0, "succeeded": 0, "running": 0}
-        self.bar = tqdm(total=len(sweep), disable=not enabled, unit="run", dynamic_ncols=True, desc=sweep.name,
-                        bar_format="{desc}: {n}/{total} runs |{bar}| {elapsed}{postfix}")
+        self.bar = progress_bar(total=len(sweep), disable=not enabled, unit="run", dynamic_ncols=True,
+                                desc=sweep.name, bar_format="{desc}: {n}/{total} runs |{bar}| {elapsed}{postfix}")
         self.refresh(force=True)
 
     def refresh(self, force: bool = False) -> None:

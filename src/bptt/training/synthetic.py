@@ -272,15 +272,15 @@ class Trainer(Schedule):
         with :func:`resume` or :meth:`from_checkpoint`) and
         is re-raised.
         """
-        from tqdm.auto import tqdm
+        from bptt.progress import progress_bar
 
         c = self.config
         self.loop.start_runs([c.member_at(i) | {"group": self.group} for i in range(len(c.seeds))],
                              sweep=self.sweep)
         start = time.perf_counter()
-        bar = tqdm(total=c.max_updates, initial=self.update, disable=not self.progress,
-                   unit="upd", dynamic_ncols=True, desc=f"{c.task} L={c.min_length}" +
-                   (f"-{c.max_length}" if c.max_length > c.min_length else "") + f" {c.method}")
+        bar = progress_bar(total=c.max_updates, initial=self.update, disable=not self.progress,
+                           unit="upd", dynamic_ncols=True, desc=f"{c.task} L={c.min_length}" +
+                           (f"-{c.max_length}" if c.max_length > c.min_length else "") + f" {c.method}")
 
         def tick() -> None:
             bar.update(1)
