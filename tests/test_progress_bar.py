@@ -36,5 +36,7 @@ def test_disabled_writes_nothing():
     out = io.StringIO()
     bar = progress_bar(total=10, file=out, disable=True)
     bar.update(10)
+    bar.set_postfix(step=10)
+    bar.refresh()
     bar.close()
     assert out.getvalue() == ""

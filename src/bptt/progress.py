@@ -67,6 +67,8 @@ class _LogBar(_tqdm):
     _last_line = -float("inf")
 
     def refresh(self, nolock: bool = False, lock_args: Any = None) -> None:
+        if self.disable:
+            return
         now = time.monotonic()
         if now - self._last_line < self.mininterval:
             return

@@ -49,7 +49,8 @@ def runs(store_path, status, sweep, limit, as_json, settle) -> None:
         c, m = r["config"], r["metrics"]
         if c.get("experiment") == "table1":      # a natural problem: epochs, measure and test score
             L = f"{m['epochs']} ep" if "epochs" in m else "-"
-            init, err = c.get("measure"), m.get("test")
+            init = "bits/char" if "bit" in str(c.get("measure")).lower() else "NLL/step"
+            err = m.get("test")
         else:
             L = f"{c.get('min_length')}" + (f"-{c.get('max_length')}"
                                             if c.get("max_length") != c.get("min_length") else "")

@@ -23,12 +23,13 @@ def _datasets(values: tuple[str, ...]) -> list[str]:
 @click.command("table1")
 @click.option("--dataset", "datasets", multiple=True, type=click.Choice(DATASETS + ("all",)),
               help="A data set (repeat the option for several); default: all six.")
-@click.option("--budget", default="quick", show_default=True, type=click.Choice(BUDGETS),
+@click.option("--budget", default="smoke", show_default=True, type=click.Choice(BUDGETS),
               help="smoke: seconds, checks the machinery; quick: a few epochs; full: the paper's protocol.")
 @click.option("--data-dir", type=click.Path(file_okay=False),
               help="Folder holding music/*.mat and ptb/ptb.char.*.txt "
                    "(default: $BPTT_DATA, or the nearest shared/data).")
-@out_option("table1-output", "Where table1.md, table1.json and table1.png/.svg go.")
+@out_option(None, "Where report.md/.html, table1.md/.json and table1.png/.svg go "
+                  "(default reproductions/table1-BUDGET).")
 @store_option
 @click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0),
               help="Seed of the initial weights (shared by the three methods) and of the window order.")
@@ -59,7 +60,7 @@ def table1_command(datasets, budget, data_dir, out_dir, store_path, seed, thread
     store = open_store(store_path)
     try:
         run_table1(store=store, datasets=_datasets(datasets), budget=budget, data_dir=data_dir,
-                   out_dir=Path(out_dir), seed=seed, device=device, threads=threads, max_epochs=max_epochs,
+                   out_dir=Path(out_dir) if out_dir else None, seed=seed, device=device, threads=threads, max_epochs=max_epochs,
                    restart=restart,
                    progress=progress, echo=click.echo)
     except (FileNotFoundError, ValueError, RuntimeError) as exc:

@@ -463,7 +463,7 @@ class NaturalTrainer(Schedule):
         re-raised; training the same configuration again resumes from there.
         """
         c = self.config
-        self.loop.start_runs([c.member(m.method) for m in self.members], sweep="table1",
+        self.loop.start_runs([c.member(m.method) for m in self.members], sweep=f"table1-{c.budget}",
                              keys=[self.run_key(m.method) for m in self.members])
         with _num_threads(threads):
             try:
