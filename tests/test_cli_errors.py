@@ -111,3 +111,24 @@ def test_ray_address_nobody_listens_at(tmp_path):
                   "--store", str(tmp_path / "s.sqlite"), "--out", str(tmp_path / "out"), "--no-progress"])
     assert time.monotonic() - start < 30
     assert_clean_error(res, f"no Ray cluster answers at 127.0.0.1:{port}")
+
+
+def test_sweeps_lists_progress(tmp_path):
+    import subprocess
+    import sys
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    path = str(tmp_path / "s.sqlite")
+    with Store(path) as s:
+        for i, status in enumerate(["succeeded", "succeeded", "failed", "stopped"]):
+            s.finish_run(s.start_run({"i": i}, sweep="figure7-smoke", key=f"k{i}"), status)
+        s.start_run({"i": 4}, sweep="figure7-smoke", key="k4")                  # live: this process
+        stranded = s.start_run({"i": 5}, sweep="figure7-smoke", key="k5")
+        s._connection.execute("UPDATE runs SET pid = ? WHERE id = ?", (dead.pid, stranded))
+        s.finish_run(s.start_run({"i": 0}, sweep="mine", key="m0"), "succeeded")
+    res = invoke(["sweeps", "--store", path])
+    assert res.exit_code == 0, res.output
+    rows = {line.split()[0]: line.split()[1:] for line in res.output.splitlines()[1:]}
+    assert rows["figure7-smoke"] == ["45", "3", "2", "1", "1"]
+    assert rows["mine"] == ["?", "1", "1", "0", "0"]
