@@ -60,7 +60,8 @@ def table1_command(datasets, budget, data_dir, out_dir, store_path, seed, thread
     store = open_store(store_path)
     try:
         run_table1(store=store, datasets=_datasets(datasets), budget=budget, data_dir=data_dir,
-                   out_dir=Path(out_dir) if out_dir else None, seed=seed, device=device, threads=threads, max_epochs=max_epochs,
+                   out_dir=Path(out_dir) if out_dir else None, seed=seed, device=device, threads=threads,
+                   max_epochs=max_epochs,
                    restart=restart,
                    progress=progress, echo=click.echo)
     except (FileNotFoundError, ValueError, RuntimeError) as exc:

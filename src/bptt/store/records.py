@@ -241,9 +241,9 @@ class Store(Database):
                 if status == Status.RUNNING and not mine and not self._abandoned(host, pid, updated, None):
                     owners.append(f"run {rid} (process {pid} on {host})")
             if owners:
-                raise ValueError(f"{', '.join(owners)} is still being trained; resuming it here as well would "
-                                 f"have two processes write the same runs. Wait for that process to end, or "
-                                 f"stop it (kill -TERM PID) and resume then")
+                raise ValueError(f"{', '.join(owners)} {'is' if len(owners) == 1 else 'are'} still being trained; "
+                                 f"resuming here as well would have two processes write the same runs. Wait for "
+                                 f"that process to end, or stop it (kill -TERM PID) and resume then")
             now = _now()
             for rid in ids:
                 conn.execute("UPDATE runs SET status = 'running', host = ?, pid = ?, updated = ? WHERE id = ?",
