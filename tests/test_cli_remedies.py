@@ -11,10 +11,11 @@ def run(args):
 
 
 def test_plot_teacher_forcing_writes_the_figure(tmp_path):
-    r = run(["plot", "teacher-forcing", "--iterations", "40", "--out", str(tmp_path)])
+    r = run(["plot", "teacher-forcing", "--out", str(tmp_path), "--iterations", "40"])
     assert r.exit_code == 0, r.output
-    assert (tmp_path / "teacher-forcing.png").stat().st_size > 1000
-    rows = (tmp_path / "teacher-forcing.csv").read_text().splitlines()
+    assert (tmp_path / "teacher-forcing-it40.png").stat().st_size > 1000
+    assert (tmp_path / "teacher-forcing-it40.svg").exists()
+    rows = (tmp_path / "teacher-forcing-it40.csv").read_text().splitlines()
     assert len(rows) == 1 + 2 * 41
 
 
@@ -28,7 +29,8 @@ def test_plot_penalties_and_bad_lists(tmp_path):
     r = run(["plot", "penalties", "--l2", "0,1", "--lengths", "10", "--seeds", "0", "--updates", "20",
              "--check-every", "10", "--out", str(tmp_path)])
     assert r.exit_code == 0, r.output
-    assert (tmp_path / "penalties.png").exists()
+    assert (tmp_path / "penalties-l2-0,1-L10-seeds-0-u20-every10.png").exists()
+    assert r.output.split()[-1].endswith("penalties-l2-0,1-L10-seeds-0-u20-every10.csv")
     r = CliRunner().invoke(main, ["plot", "penalties", "--l2", "a,b", "--out", str(tmp_path)])
     assert r.exit_code == 2 and "comma-separated" in r.output
 

@@ -18,7 +18,7 @@ def test_strong_l2_pins_rho_below_one_and_keeps_the_error_at_chance(tmp_path):
     assert all(e > 0.5 for e in pinned.error)                     # 4 classes: chance is 0.75
     paths = plot_penalty_study(study, tmp_path / "pen")
     assert paths[0].stat().st_size > 1000
-    rows = list(csv.DictReader(open(paths[1])))
+    rows = list(csv.DictReader(open(paths[-1])))
     assert len(rows) == len(free.step) + len(pinned.step)
     assert {float(r["l2"]) for r in rows} == {0.0, 1.0}
 

@@ -386,9 +386,13 @@ def penalties_cmd(l2_text: str, lengths: str, seeds_text: str, updates: int, che
 
     lens = [int(v) for v in _floats(lengths, "--lengths")]
     seeds = [int(v) for v in _floats(seeds_text, "--seeds")]
-    study = penalty_study(l2=_floats(l2_text, "--l2"), lengths=lens, seeds=seeds, updates=updates,
+    weights = _floats(l2_text, "--l2")
+    study = penalty_study(l2=weights, lengths=lens, seeds=seeds, updates=updates,
                           check_every=check_every, lr=lr, progress=lambda s: click.echo(s, err=True))
-    _echo_paths(plot_penalty_study(study, Path(out_dir) / "penalties"))
+    name = _name("penalties", _flag(",".join(f"{v:g}" for v in weights), "0,0.0001,0.001,0.01", "l2-"),
+                 _flag(",".join(map(str, lens)), "20", "L"), _flag(",".join(map(str, seeds)), "0,1", "seeds-"),
+                 _flag(updates, 3000, "u"), _flag(check_every, 100, "every"), _flag(lr, 0.05, "lr"))
+    _echo_paths(plot_penalty_study(study, Path(out_dir) / name))
 
 
 @plot.command("teacher-forcing")
@@ -419,4 +423,7 @@ def teacher_forcing_cmd(w0: float, b0: float, target: str, x0: float, steps: int
     goal = _floats(target, "--target") if "," in target else target
     demo = teacher_forcing_demo(w0, b0, goal, x0=x0, steps=steps, lr=lr, n_steps=iterations,
                                 train=tuple(train), unit=unit)
-    _echo_paths(plot_teacher_forcing(demo, Path(out_dir) / "teacher-forcing"))
+    name = _name("teacher-forcing", _flag(w0, 5.0, "w"), _flag(b0, -2.8, "b"), _flag(target, "2.0", "target-"),
+                 _flag(x0, -2.0, "x0-"), _flag(steps, 50, "T"), _flag(lr, 0.001, "lr"),
+                 _flag(iterations, 600, "it"), _flag(train, "b", "train-"), _flag(unit, "sigmoid"))
+    _echo_paths(plot_teacher_forcing(demo, Path(out_dir) / name))

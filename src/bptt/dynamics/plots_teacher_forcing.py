@@ -69,7 +69,7 @@ def _over_folds(ax, demo: TeacherForcingDemo) -> None:
 
 
 def plot_teacher_forcing(demo: TeacherForcingDemo, out_stem: Path) -> list[Path]:
-    """Draw :class:`TeacherForcingDemo`; writes ``<out_stem>.png`` and ``<out_stem>.csv``
+    """Draw :class:`TeacherForcingDemo`; writes ``<out_stem>.png``, ``.svg`` and ``.csv``
     (per iteration and path: w, b, loss, free loss, gradient norm, x_T) and returns them."""
     out_stem = Path(out_stem)
     out_stem.parent.mkdir(parents=True, exist_ok=True)
@@ -95,6 +95,8 @@ def plot_teacher_forcing(demo: TeacherForcingDemo, out_stem: Path) -> list[Path]
     ax_loss.set_ylabel(r"mean$_t\,(x_t - y_t)^2$")
     png = out_stem.with_name(out_stem.name + ".png")
     fig.savefig(png, dpi=100)
+    svg = out_stem.with_name(out_stem.name + ".svg")
+    fig.savefig(svg)
     path = out_stem.with_name(out_stem.name + ".csv")
     with open(path, "w", newline="") as f:
         w = csv.writer(f)
@@ -104,4 +106,4 @@ def plot_teacher_forcing(demo: TeacherForcingDemo, out_stem: Path) -> list[Path]
             for k in range(len(p.loss)):
                 w.writerow([name, k, *(f"{v:.10g}" for v in (p.params[k, 0], p.params[k, 1], p.loss[k],
                                                               p.free_loss[k], p.grad_norm[k], p.x_final[k]))])
-    return [png, path]
+    return [png, svg, path]

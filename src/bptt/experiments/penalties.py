@@ -116,7 +116,7 @@ def penalty_study(*, l2: Sequence[float] = DEFAULT_L2, lengths: Sequence[int] = 
 def plot_penalty_study(study: PenaltyStudy, out_stem: Path) -> list[Path]:
     """ρ(W_rec) (top row) and the error (bottom row) along training, one column per
     length, one colour per L2 weight; a dot marks a member that succeeded. Writes
-    ``<out_stem>.png`` and ``<out_stem>.csv``; returns their paths."""
+    ``<out_stem>.png``, ``<out_stem>.svg`` and ``<out_stem>.csv``; returns their paths."""
     from matplotlib.figure import Figure
 
     out_stem = Path(out_stem)
@@ -148,6 +148,8 @@ def plot_penalty_study(study: PenaltyStudy, out_stem: Path) -> list[Path]:
                  f"(error < 1% on 1,000 sequences)", fontsize=9)
     png = out_stem.with_name(out_stem.name + ".png")
     fig.savefig(png, dpi=110)
+    svg = out_stem.with_name(out_stem.name + ".svg")
+    fig.savefig(svg)
     path = out_stem.with_name(out_stem.name + ".csv")
     with open(path, "w", newline="") as f:
         w = csv.writer(f)
@@ -155,4 +157,4 @@ def plot_penalty_study(study: PenaltyStudy, out_stem: Path) -> list[Path]:
         for c in study.curves:
             for s, r, e in zip(c.step, c.rho, c.error):
                 w.writerow([c.length, c.l2, c.seed, s, f"{r:.6g}", f"{e:.6g}"])
-    return [png, path]
+    return [png, svg, path]
