@@ -15,8 +15,8 @@ by linear conjugate gradient with three changes to the textbook method:
 
 All of it runs for E independent problems at once: vectors are ``[E, P]``, the
 scalars α, β, φ are ``[E]``, and a member that has stopped keeps its iterate (its α is
-zero) while the others go on. A member stops also on non-positive curvature pᵀAp ≤ 0
-or on a non-finite number (its last finite iterate stays).
+zero) while the others go on. A member stops also on non-positive curvature pᵀAp ≤ 0,
+on a non-finite number (its last finite iterate stays) or on a zero residual.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from typing import Callable
 import torch
 
 #: Why a member's CG stopped.
-MAX_ITERS, PROGRESS, NEGATIVE_CURVATURE, NONFINITE = 0, 1, 2, 3
+MAX_ITERS, PROGRESS, NEGATIVE_CURVATURE, NONFINITE, CONVERGED = 0, 1, 2, 3, 4
 
 
 @dataclass
@@ -42,7 +42,8 @@ class CGResult:
         saved: ``(i, x_i [E, P])`` at the save schedule, ascending in i; a member that
             stopped before i holds its final iterate there.
         reason: ``[E]`` (int64) why each member stopped: :data:`MAX_ITERS`,
-            :data:`PROGRESS`, :data:`NEGATIVE_CURVATURE` or :data:`NONFINITE`.
+            :data:`PROGRESS`, :data:`NEGATIVE_CURVATURE`, :data:`NONFINITE` or
+            :data:`CONVERGED` (a zero residual).
     """
 
     x: torch.Tensor
@@ -128,6 +129,11 @@ def conjugate_gradient(apply_A: Callable[[torch.Tensor], torch.Tensor], b: torch
     for i in range(1, max_iters + 1):
         if not bool(running.any()):
             break
+        converged = running & (ry <= 0)                                 # r = 0: the exact minimum
+        reason[converged] = CONVERGED
+        running = running & ~converged
+        if not bool(running.any()):
+            break
         Ad = apply_A(d)
         curvature = dot(d, Ad)
         bad = running & ~(torch.isfinite(curvature) & torch.isfinite(Ad).all(1))
@@ -137,9 +143,7 @@ def conjugate_gradient(apply_A: Callable[[torch.Tensor], torch.Tensor], b: torch
         running = running & ~bad & ~negative
         alpha = torch.where(running, ry / torch.where(running, curvature, torch.ones_like(curvature)),
                             torch.zeros_like(ry))
-        alpha = torch.where(running, alpha, torch.zeros_like(alpha))
-        step_ok = running
-        Ad = torch.where(step_ok[:, None], Ad, torch.zeros_like(Ad))
+        Ad = torch.where(running[:, None], Ad, torch.zeros_like(Ad))
         x = x + alpha[:, None] * d
         r = r + alpha[:, None] * Ad
         y = solve(r)

@@ -193,7 +193,8 @@ class GaussNewton:
         self.fn, self.params, self.x, self.output = fn, params, x, output
         self.structural = bool(structural)
         self.layout = Layout(params)
-        (self.z, self.a), self._vjp = torch.func.vjp(lambda p: fn(p, x), params)
+        out, self._vjp = torch.func.vjp(self._outputs, params)
+        self.z, self.a = out if len(out) == 2 else (out[0], None)
         self.count = row_count(self.z, output)
         if self.structural:
             if self.a is None or unit is None:
@@ -202,19 +203,30 @@ class GaussNewton:
             self.unit_slope = unit_derivative(self.a.detach(), unit)
         self.z = self.z.detach()
 
+    def _outputs(self, params: dict) -> tuple:
+        """(z, a), or (z,) for a model function without hidden states."""
+        z, a = self.fn(params, self.x)
+        return (z,) if a is None else (z, a)
+
+    def _tangents(self, v: torch.Tensor) -> tuple:
+        """(J v, J_a v or None) for ``v`` ``[E, P]``."""
+        _, out = torch.func.jvp(self._outputs, (self.params,), (self.layout.tree(v),))
+        return out if len(out) == 2 else (out[0], None)
+
+    def _pull(self, ct_z: torch.Tensor, ct_a: torch.Tensor | None) -> torch.Tensor:
+        """J_zᵀ ct_z + J_aᵀ ct_a, ``[E, P]``."""
+        cot = (ct_z,) if self.a is None else (ct_z, torch.zeros_like(self.a) if ct_a is None else ct_a)
+        return self.layout.flat(self._vjp(cot)[0])
+
     def _apply(self, v: torch.Tensor, structural_weight: torch.Tensor | None) -> torch.Tensor:
         """``G v + w · G_S v`` for ``v`` ``[E, P]`` and per-member weights w ``[E]`` (or none)."""
-        tangent = self.layout.tree(v)
-        _, (Jz, Ja) = torch.func.jvp(lambda p: self.fn(p, self.x), (self.params,), (tangent,))
+        Jz, Ja = self._tangents(v)
         ct_z = loss_hessian_product(self.z, Jz, self.output) / self.count
         ct_a = None
-        if self.a is not None:
-            if structural_weight is None:
-                ct_a = torch.zeros_like(self.a)
-            else:
-                w = structural_weight.to(Ja.dtype).reshape(1, -1, *([1] * (Ja.dim() - 2)))
-                ct_a = w * self.unit_slope * Ja / self.count
-        return self.layout.flat(self._vjp((ct_z, ct_a))[0])
+        if structural_weight is not None:
+            w = structural_weight.to(Ja.dtype).reshape(1, -1, *([1] * (Ja.dim() - 2)))
+            ct_a = w * self.unit_slope * Ja / self.count
+        return self._pull(ct_z, ct_a)
 
     def gv(self, v: torch.Tensor) -> torch.Tensor:
         """G v, ``[E, P]``."""
@@ -224,9 +236,8 @@ class GaussNewton:
         """G_S v, ``[E, P]`` (only with ``structural=True``)."""
         if not self.structural:
             raise ValueError("this GaussNewton was built with structural=False")
-        tangent = self.layout.tree(v)
-        _, (Jz, Ja) = torch.func.jvp(lambda p: self.fn(p, self.x), (self.params,), (tangent,))
-        return self.layout.flat(self._vjp((torch.zeros_like(self.z), self.unit_slope * Ja / self.count))[0])
+        _, Ja = self._tangents(v)
+        return self._pull(torch.zeros_like(self.z), self.unit_slope * Ja / self.count)
 
     def damped(self, v: torch.Tensor, damping: torch.Tensor, mu: float) -> torch.Tensor:
         """(G + λ I + μ λ G_S) v per member, ``[E, P]``; ``damping`` is λ ``[E]``.

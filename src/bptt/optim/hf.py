@@ -78,6 +78,24 @@ class HFRecord:
     wall_time: float
 
 
+#: Levenberg–Marquardt thresholds on ρ and factors on λ (Martens 2010, §4.1).
+RHO_LOW, RHO_HIGH, BOOST, DROP = 0.25, 0.75, 1.5, 2.0 / 3.0
+
+
+def adjust_damping(damping: torch.Tensor, rho: torch.Tensor) -> torch.Tensor:
+    """The Levenberg–Marquardt rule, per member (Martens 2010, §4.1).
+
+    λ × 3/2 where ρ < 1/4, λ × 2/3 where ρ > 3/4, unchanged otherwise (a NaN ρ counts
+    as a failure: λ × 3/2).
+
+    Args:
+        damping: λ ``[E]``.
+        rho: the reduction ratio ρ ``[E]``.
+    """
+    raise_ = ~(rho >= RHO_LOW)
+    return torch.where(raise_, damping * BOOST, torch.where(rho > RHO_HIGH, damping * DROP, damping))
+
+
 def _nonnegative(name: str, value, *, allow_zero: bool = True) -> float:
     try:
         v = float(value)
@@ -207,8 +225,6 @@ class HessianFree:
         self.line_search_factor = _fraction("line_search_factor", line_search_factor, 0.0, 1.0)
         self.armijo = _fraction("armijo", armijo, 0.0, 1.0)
         self.line_search_max = _count("line_search_max", line_search_max)
-        self.boost, self.drop = 1.5, 2.0 / 3.0          # Martens 2010, §4.1
-        self.rho_low, self.rho_high = 0.25, 0.75
         self.layout = Layout({k: p.detach() for k, p in params.items()})
         ref = next(iter(params.values()))
         self.damping = self._per_member("damping", damping, ref)
@@ -343,8 +359,7 @@ class HessianFree:
         rho = (f_p - loss0) / q
         ok = ok & torch.isfinite(q) & torch.isfinite(f_p)
         rho = torch.where(ok & (q < 0) & torch.isfinite(rho), rho, torch.full_like(rho, -math.inf))
-        new_lam = torch.where(rho < self.rho_low, lam * self.boost,
-                              torch.where(rho > self.rho_high, lam * self.drop, lam))
+        new_lam = adjust_damping(lam, rho)
 
         # 6. the line search: α ← 0.8 α until f(θ + αp) ≤ f(θ) + c α ∇fᵀp
         alpha = torch.where(ok, torch.ones_like(lam), torch.zeros_like(lam))
@@ -366,7 +381,7 @@ class HessianFree:
 
         # 7. the update, the warm start and the damping
         nonfinite = ~ok
-        new_lam = torch.where(nonfinite, lam * self.boost, new_lam)
+        new_lam = torch.where(nonfinite, lam * BOOST, new_lam)
         with torch.no_grad():
             delta = self.layout.tree(torch.where(accepted[:, None], alpha[:, None] * p, torch.zeros_like(p)))
             for k, param in self.model.named_parameters():
