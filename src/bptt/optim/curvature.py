@@ -90,8 +90,7 @@ def elman_function(unit: str, output: str) -> ModelFunction:
         E, H, _ = W_rec.shape
         u = x.to(W_rec.dtype)
         # input projection of every step at once: [T, E, B, H]
-        inp = (torch.einsum("tbi,eih->tebh", u, W_in) if x.dim() == 3
-               else torch.einsum("tebi,eih->tebh", u, W_in)) + b[None, :, None, :]
+        inp = torch.matmul(u[:, None] if x.dim() == 3 else u, W_in) + b[None, :, None, :]
         a_steps, h_steps = [], []
         h = None
         for t in range(x.shape[0]):
@@ -101,7 +100,7 @@ def elman_function(unit: str, output: str) -> ModelFunction:
             h_steps.append(h)
         a = torch.stack(a_steps)
         if output in PER_STEP:
-            z = torch.einsum("tebh,eho->tebo", torch.stack(h_steps), W_out) + b_out[None, :, None, :]
+            z = torch.matmul(torch.stack(h_steps), W_out) + b_out[None, :, None, :]
         else:
             z = torch.bmm(h, W_out) + b_out[:, None, :]
         return z, a
