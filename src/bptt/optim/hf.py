@@ -34,10 +34,13 @@ from typing import Callable
 
 import torch
 
+from bptt.engine import exact
+from bptt.engine.exact import PARAM_NAMES
 from bptt.engine.outputs import OUTPUTS, PER_STEP
 from bptt.engine.units import UNITS
 from bptt.optim import cg
 from bptt.optim.curvature import GaussNewton, Layout, case_losses, elman_function, module_function
+from bptt.optim.elman_curvature import ElmanGaussNewton
 
 #: μ of structural damping when the model gives its hidden pre-activations.
 DEFAULT_STRUCTURAL_DAMPING = 1.0 / 30.0
@@ -178,6 +181,7 @@ class HessianFree:
         if not isinstance(model, torch.nn.Module):
             raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
         self.model = model
+        self._elman = False            # the fast path: hand-derived products, the exact engine's gradient
         params = {k: p for k, p in model.named_parameters()}
         if not params:
             raise ValueError("the model has no parameters")
@@ -197,8 +201,9 @@ class HessianFree:
                 raise ValueError(f"hidden_unit must be one of {', '.join(UNITS)} with states_fn, "
                                  f"got {self.hidden_unit!r}")
             self._fn = states_fn
-        elif set(params) == {"W_rec", "W_in", "b", "W_out", "b_out"} and self.hidden_unit in UNITS:
+        elif set(params) == set(PARAM_NAMES) and self.hidden_unit in UNITS:
             self._fn = elman_function(self.hidden_unit, self.output)
+            self._elman = True
         else:
             self._fn = module_function(model)
             self.hidden_unit = None
@@ -256,6 +261,20 @@ class HessianFree:
         with torch.no_grad():
             return self._loss(moved, x, y)
 
+    def _gradient(self, theta: dict, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """f(θ) ``[E]`` and ∇f(θ) ``[E, P]``: by the exact engine for Elman models, else by autograd."""
+        if self._elman:
+            res = exact.forward_backward(theta, x, y, unit=self.hidden_unit, output=self.output, omega=None)
+            return res.loss.detach(), self.layout.flat(res.grads)
+
+        def total(params):
+            f = self._loss(params, x, y)
+            return f.sum(), f
+
+        with torch.enable_grad():
+            grads, (_, loss) = torch.func.grad_and_value(total, has_aux=True)(theta)
+        return loss.detach(), self.layout.flat(grads).detach()
+
     @staticmethod
     def _batch_dims(x: torch.Tensor, y: torch.Tensor, output: str) -> tuple[int, int]:
         """The batch axis of x and of y."""
@@ -308,8 +327,14 @@ class HessianFree:
         Returns:
             :class:`HFRecord`.
         """
-        start = time.perf_counter()
         x, y = self._check_batch(batch, "batch")
+        B = x.shape[1] if x.dim() == 3 else x.shape[2]
+        # small problems run on one thread, by the engine's rule (per-step work E·B·P)
+        with exact._threads(self.ensemble * B * self.layout.size):
+            return self._step(x, y, curvature_batch)
+
+    def _step(self, x: torch.Tensor, y: torch.Tensor, curvature_batch) -> HFRecord:
+        start = time.perf_counter()
         x, y = self._slice(x, y, self.gradient_batch, "batch")
         if curvature_batch is None:
             xc, yc = self._slice(x, y, self.curvature_batch, "the gradient batch")
@@ -321,14 +346,7 @@ class HessianFree:
         lam = self.damping.clone()
 
         # 1. f(θ) and ∇f(θ) on the gradient batch
-        def total(params):
-            f = self._loss(params, x, y)
-            return f.sum(), f
-
-        with torch.enable_grad():
-            grad_tree, (_, loss0) = torch.func.grad_and_value(total, has_aux=True)(theta)
-        loss0 = loss0.detach()
-        g = self.layout.flat(grad_tree).detach()
+        loss0, g = self._gradient(theta, x, y)
         ok = torch.isfinite(loss0) & torch.isfinite(g).all(1)
         g = torch.where(ok[:, None], g, torch.zeros_like(g))
 
@@ -341,8 +359,9 @@ class HessianFree:
             M = torch.where(M > 0, M, torch.ones_like(M))
 
         # 3. conjugate gradient on the damped quadratic model
-        curvature = GaussNewton(self._fn, theta, xc, self.output, self.hidden_unit,
-                                structural=self.structural_damping > 0)
+        structural = self.structural_damping > 0
+        curvature = (ElmanGaussNewton(theta, xc, self.output, self.hidden_unit, structural) if self._elman
+                     else GaussNewton(self._fn, theta, xc, self.output, self.hidden_unit, structural))
         x0 = torch.where(ok[:, None], self.cg_decay * self.previous, torch.zeros_like(self.previous))
         result = cg.conjugate_gradient(lambda v: curvature.damped(v, lam, self.structural_damping), g, x0,
                                        preconditioner=M, max_iters=self.cg_max_iters,
