@@ -212,3 +212,24 @@ def test_batch_sizes_are_checked():
         HessianFree(model, curvature_batch=20).step((x, y))
     with pytest.raises(ValueError, match="pair"):
         HessianFree(model).step(x)
+
+
+def test_general_path_with_states_fn_matches_the_elman_fast_path():
+    """Through states_fn the optimizer takes the torch.func path; it agrees with the fast one."""
+    from bptt.optim.curvature import elman_function
+
+    task = tasks.get("temporal_order", seed=4)
+    batches = [(x.double(), y) for x, y in (task.sample(40, 10) for _ in range(2))]
+    kw = dict(ensemble=2, unit="sigmoid", init="sigmoid", dtype=torch.float64, seed=3)
+    fast_model, general_model = ElmanRNN(6, 5, 4, **kw), ElmanRNN(6, 5, 4, **kw)
+    fast = HessianFree(fast_model, damping=0.2, cg_max_iters=25)
+    general = HessianFree(general_model, damping=0.2, cg_max_iters=25,
+                          states_fn=elman_function("sigmoid", "last_softmax"), hidden_unit="sigmoid")
+    assert fast._elman and not general._elman
+    assert fast.structural_damping == general.structural_damping == pytest.approx(1 / 30)
+    for b in batches:
+        r1, r2 = fast.step(b), general.step(b)
+        assert torch.equal(r1.cg_iterations, r2.cg_iterations)
+        torch.testing.assert_close(r1.loss_after, r2.loss_after, rtol=1e-9, atol=1e-12)
+    for name, p in fast_model.params.items():
+        torch.testing.assert_close(p, general_model.params[name], rtol=1e-8, atol=1e-10)
