@@ -233,3 +233,21 @@ def test_general_path_with_states_fn_matches_the_elman_fast_path():
         torch.testing.assert_close(r1.loss_after, r2.loss_after, rtol=1e-9, atol=1e-12)
     for name, p in fast_model.params.items():
         torch.testing.assert_close(p, general_model.params[name], rtol=1e-8, atol=1e-10)
+
+
+def test_structural_damping_keeps_the_hidden_trajectory_closer():
+    """With a large μ the step changes the hidden pre-activations less than with μ = 0."""
+    from bptt.optim.curvature import elman_function
+
+    x, y = tasks.get("temporal_order", seed=6).sample(100, 20)
+    fn = elman_function("tanh", "last_softmax")
+    moves = {}
+    for mu in (0.0, 10.0):
+        model = ElmanRNN(6, 10, 4, unit="tanh", init="smart_tanh", seed=2)
+        a0 = fn({k: p.detach() for k, p in model.named_parameters()}, x)[1]
+        opt = HessianFree(model, damping=0.05, structural_damping=mu, cg_max_iters=50, line_search=False)
+        rec = opt.step((x, y))
+        assert rec.accepted.all()
+        a1 = fn({k: p.detach() for k, p in model.named_parameters()}, x)[1]
+        moves[mu] = (a1 - a0).norm().item()
+    assert moves[10.0] < 0.5 * moves[0.0]

@@ -4,7 +4,9 @@ Martens (2010), "Deep learning via Hessian-free optimization" (ICML), and Marten
 Sutskever (2011), "Learning recurrent neural networks with Hessian-free optimization"
 (ICML). One :meth:`HessianFree.step` does, for each of the E members on its own:
 
-1. f(θ) and ∇f(θ) on the gradient batch;
+1. f(θ) and ∇f(θ) on the gradient batch (for :class:`bptt.ElmanRNN` by the exact
+   engine, and its curvature products by :mod:`bptt.optim.elman_curvature`; for any
+   other model by ``torch.func``);
 2. the preconditioner M = (diag(F) + λ)^0.75 (Martens 2010, §4.7), F the mean over the
    batch's sequences of the squared per-sequence gradients (``torch.func.vmap``);
 3. conjugate gradient on φ(p) = ∇fᵀp + ½ pᵀ(G + λI + μλG_S)p with G (and G_S, the
@@ -16,8 +18,9 @@ Sutskever (2011), "Learning recurrent neural networks with Hessian-free optimiza
    Gauss–Newton model, and the Levenberg–Marquardt rule: λ × 3/2 when ρ < 1/4,
    λ × 2/3 when ρ > 3/4 (Martens 2010, §4.1);
 6. a backtracking line search on the step: α ← 0.8 α until the Armijo condition
-   f(θ + αp) ≤ f(θ) + c α ∇fᵀp, c = 10⁻², holds (Martens & Sutskever 2012, §8.8);
-   after ``line_search_max`` reductions the step is rejected;
+   f(θ + αp) ≤ f(θ) + c α ∇fᵀp, c = 10⁻², holds (Martens & Sutskever 2012, the
+   chapter's line search); after ``line_search_max`` reductions, or when ∇fᵀp ≥ 0,
+   the step is rejected;
 7. θ ← θ + α p.
 
 A member whose loss, gradient, quadratic model or step is not finite takes no step, its
@@ -150,7 +153,9 @@ class HessianFree:
         curvature_batch: the Gauss–Newton products use the first this many sequences
             of the gradient batch, unless :meth:`step` gets a separate curvature batch
             (``None``: the whole gradient batch).
-        preconditioner: use Martens' diagonal preconditioner.
+        preconditioner: use Martens' diagonal preconditioner (its per-sequence
+            gradients need a model that ``torch.func.vmap`` can batch; pass ``False``
+            for one it cannot).
         preconditioner_exponent: its exponent (0.75).
         line_search: run the backtracking line search on the final step.
         line_search_factor: the step shrinks by this factor each try (0.8).
@@ -342,7 +347,6 @@ class HessianFree:
             xc, yc = self._check_batch(curvature_batch, "curvature_batch")
             xc, yc = self._slice(xc, yc, self.curvature_batch, "curvature_batch")
         theta = self._theta()
-        E = self.ensemble
         lam = self.damping.clone()
 
         # 1. f(θ) and ∇f(θ) on the gradient batch
@@ -385,7 +389,8 @@ class HessianFree:
         f_new = torch.where(ok, f_p, loss0)
         if self.line_search:
             sufficient = lambda f, a: torch.isfinite(f) & (f <= loss0 + self.armijo * a * gp)  # noqa: E731
-            searching = ok & ~sufficient(f_p, alpha)
+            alpha = torch.where(gp < 0, alpha, torch.zeros_like(alpha))     # no descent direction: no step
+            searching = (alpha > 0) & ~sufficient(f_p, alpha)
             for _ in range(self.line_search_max):
                 if not bool(searching.any()):
                     break
