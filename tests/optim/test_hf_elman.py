@@ -26,3 +26,30 @@ def test_fast_path_matches_general_path(output, unit, per_member_x):
     torch.testing.assert_close(fast.gv(v), general.gv(v), rtol=1e-10, atol=1e-12)
     torch.testing.assert_close(fast.sv(v), general.sv(v), rtol=1e-10, atol=1e-12)
     torch.testing.assert_close(fast.damped(v, lam, 0.2), general.damped(v, lam, 0.2), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("output", ["last_softmax", "softmax", "last_linear", "sigmoid"])
+@pytest.mark.parametrize("per_member", [False, True])
+def test_fast_preconditioner_matches_vmap(output, per_member):
+    """Mean squared per-sequence gradients: the fast path against torch.func.vmap(grad)."""
+    from bptt.optim import HessianFree
+
+    gen = torch.Generator().manual_seed(5)
+    T, B, E, I, H, O = 6, 9, 2, 3, 4, 3
+    model = ElmanRNN(I, H, O, ensemble=E, unit="tanh", init="basic_tanh", output=output,
+                     dtype=torch.float64, seed=4)
+    lead = (T,) if output in ("softmax", "sigmoid") else ()
+    mid = (E, B) if per_member else (B,)
+    x = torch.randn(T, *mid, I, dtype=torch.float64, generator=gen)
+    if output in ("last_softmax", "softmax"):
+        y = torch.randint(0, O, lead + mid, generator=gen)
+    else:
+        y = torch.rand(*lead, *mid, O, dtype=torch.float64, generator=gen)
+    opt = HessianFree(model)
+    params = {k: p.detach() for k, p in model.named_parameters()}
+    fast = opt._preconditioner(params, x, y)
+    opt._elman = False
+    general = opt._preconditioner(params, x, y)
+    torch.testing.assert_close(fast, general, rtol=1e-10, atol=1e-13)
+    small = ElmanGaussNewton(params, x, output, "tanh").squared_case_gradients(y, chunk=2)
+    torch.testing.assert_close(small, general, rtol=1e-10, atol=1e-13)

@@ -88,20 +88,7 @@ class ElmanGaussNewton:
         ca = None
         if weight is not None:
             ca = weight.to(da.dtype).reshape(1, -1, 1, 1) * self.slope * da / self.count
-        # backward sweep
-        W_out_T, W_rec_T = p["W_out"].transpose(1, 2), p["W_rec"].transpose(1, 2)
-        gh_out = torch.matmul(cz, W_out_T)                          # [T,E,B,H] or [E,B,H]
-        delta = torch.empty_like(da)
-        carry = None
-        for t in range(T - 1, -1, -1):
-            g = gh_out[t] if per_step else (gh_out if t == T - 1 else torch.zeros_like(gh_out))
-            if carry is not None:
-                g = torch.baddbmm(g, carry, W_rec_T)
-            dt = self.slope[t] * g
-            if ca is not None:
-                dt = dt + ca[t]
-            delta[t] = dt
-            carry = dt
+        delta = self._backward(cz, ca)
         flat_delta = delta.transpose(0, 1).reshape(E, T * B, -1)
         grads = {
             "W_rec": torch.bmm(self.h[:-1].transpose(0, 1).reshape(E, T * B, -1).transpose(1, 2), flat_delta),
@@ -116,6 +103,70 @@ class ElmanGaussNewton:
             grads["W_out"] = torch.bmm(self.h[-1].transpose(1, 2), cz)
             grads["b_out"] = cz.sum(1)
         return self.layout.flat(grads)
+
+    def _backward(self, cz: torch.Tensor, ca: torch.Tensor | None) -> torch.Tensor:
+        """δ_t ``[T, E, B, H]`` for output cotangents ``cz`` and pre-activation cotangents ``ca``."""
+        p = self.params
+        T = self.slope.shape[0]
+        per_step = self.output in PER_STEP
+        W_rec_T = p["W_rec"].transpose(1, 2)
+        gh_out = torch.matmul(cz, p["W_out"].transpose(1, 2))          # [T,E,B,H] or [E,B,H]
+        delta = torch.empty_like(self.slope)
+        carry = None
+        for t in range(T - 1, -1, -1):
+            g = gh_out[t] if per_step else (gh_out if t == T - 1 else torch.zeros_like(gh_out))
+            if carry is not None:
+                g = torch.baddbmm(g, carry, W_rec_T)
+            dt = self.slope[t] * g
+            if ca is not None:
+                dt = dt + ca[t]
+            delta[t] = dt
+            carry = dt
+        return delta
+
+    @torch.no_grad()
+    def squared_case_gradients(self, y: torch.Tensor, chunk: int = 128) -> torch.Tensor:
+        """The mean over sequences of the squared per-sequence gradients, ``[E, P]``.
+
+        The diagonal F of Martens' preconditioner (2010, §4.7), for the batch this
+        object was built on: each sequence's loss (for per-step outputs the mean over
+        its steps) is differentiated on its own by one backward sweep for all
+        sequences, and the per-sequence weight gradients are formed as outer products.
+
+        Args:
+            y: the batch's targets, shared or per member (as the tasks give them).
+            chunk: sequences whose outer products are formed at once (bounds memory).
+        """
+        per_step = self.output in PER_STEP
+        z = self.z
+        classes = self.output in ("last_softmax", "softmax")
+        if y.dim() < z.dim() - (1 if classes else 0):                  # shared targets: add E
+            y = y.unsqueeze(1 if per_step else 0)
+        if classes:
+            cz = torch.softmax(z, -1)
+            cz = cz - torch.nn.functional.one_hot(y.expand(z.shape[:-1]), z.shape[-1]).to(z.dtype)
+        elif self.output == "last_linear":
+            cz = 2.0 * (z - y)
+        else:
+            cz = torch.sigmoid(z) - y
+        if per_step:
+            cz = cz / z.shape[0]
+        delta = self._backward(cz, None)                                # [T,E,B,H]
+        B = delta.shape[2]
+        total = None
+        for s in range(0, B, chunk):                                    # [E, n, ...] per chunk of sequences
+            d, c = delta[:, :, s:s + chunk], (cz[:, :, s:s + chunk] if per_step else cz[:, s:s + chunk])
+            grads = {
+                "W_rec": torch.einsum("tebi,tebj->ebij", self.h[:-1, :, s:s + chunk], d),
+                "W_in": torch.einsum("tebi,tebj->ebij", self.u[:, :, s:s + chunk], d),
+                "b": d.sum(0),
+                "W_out": (torch.einsum("tebi,tebo->ebio", self.h[1:, :, s:s + chunk], c) if per_step
+                          else torch.einsum("ebi,ebo->ebio", self.h[-1, :, s:s + chunk], c)),
+                "b_out": c.sum(0) if per_step else c,
+            }
+            part = self.layout.flat({k: (g * g).sum(1) for k, g in grads.items()})
+            total = part if total is None else total + part
+        return total / B
 
     def gv(self, v: torch.Tensor) -> torch.Tensor:
         """G v, ``[E, P]``."""

@@ -311,6 +311,8 @@ class HessianFree:
 
     def _preconditioner(self, theta: dict, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """diag(F) ``[E, P]``: the mean over sequences of the squared per-sequence gradients."""
+        if self._elman:
+            return ElmanGaussNewton(theta, x, self.output, self.hidden_unit).squared_case_gradients(y)
         bx, by = self._batch_dims(x, y, self.output)
 
         def one(params, xb, yb):
