@@ -20,6 +20,8 @@ if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$WANT" ]; then
     "$VENV/bin/python" -m pip install -q --upgrade pip
     # The CPU build of torch first: an unpinned requirement would pull a CUDA build of several GB.
     "$VENV/bin/python" -m pip install -q "torch==2.13.0"
+    # The test extra brings Triton on Linux (a 286 MB wheel, 1 GB installed, about half a
+    # minute): the persistent kernel's tests run on the CPU under Triton's interpreter.
     "$VENV/bin/python" -m pip install -q -e "$ROOT${EXTRAS:+[$EXTRAS]}"
     echo "$WANT" > "$STAMP"
 fi

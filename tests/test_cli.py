@@ -68,16 +68,18 @@ def test_resume_from_a_stopped_run(tmp_path):
     cfg = TrainConfig(min_length=20, max_length=20, hidden=8, seeds=[0], max_updates=60, eval_every=20,
                       check_sequences=20, eval_sequences=100)
     store = Store(store_path)
-    t = Trainer(cfg, store)
-    t._start_runs()
-    for _ in range(25):
-        t.step()
-    t.save_checkpoint()
-    store.finish_run(t.run_ids[0], "stopped", {})
+    def stop(trainer):
+        if trainer.update == 20:
+            raise KeyboardInterrupt
+
+    t = Trainer(cfg, store, callback=stop)
+    with pytest.raises(KeyboardInterrupt):
+        t.run()
+    assert store.get_run(t.run_ids[0])["status"] == "stopped"
     res = run(["train", "--resume", str(t.run_ids[0]), "--store", store_path, "--no-progress"])
     assert res.exit_code == 0, res.output
     resumed = Store(store_path).get_run(t.run_ids[0])
-    assert resumed["status"] == decided_status(resumed, max_updates=60, eval_every=20, since=25)
+    assert resumed["status"] == decided_status(resumed, max_updates=60, eval_every=20, since=20)
     assert f"{resumed['metrics']['updates']} updates" in res.output
 
 
@@ -87,20 +89,24 @@ def test_a_resumed_trainer_checkpoints_what_weights_only_loading_reads(tmp_path)
     import torch
 
     from bptt.cli.train import _resumed
+    from bptt.training import checkpoint
     from bptt.training.trainer import TrainConfig, Trainer
+
+    def stop(trainer):
+        raise KeyboardInterrupt
+
     store = Store(tmp_path / "r.sqlite")
     t = Trainer(TrainConfig(min_length=20, max_length=20, hidden=8, seeds=[0, 1], max_updates=60, eval_every=20,
-                            check_sequences=20, eval_sequences=100), store)
-    t._start_runs()
-    for _ in range(5):
-        t.step()
-    t.save_checkpoint()
-    for rid in t.run_ids:
-        store.finish_run(rid, Status.STOPPED.value, {})
+                            check_sequences=20, eval_sequences=100, record_every=5), store, callback=stop)
+    with pytest.raises(KeyboardInterrupt):
+        t.run()
+    assert [store.get_run(rid)["status"] for rid in t.run_ids] == [Status.STOPPED] * 2
     resumed = _resumed(store, t.run_ids[0], progress=False)
+    assert resumed.update == 5 and resumed.status == [Status.RUNNING] * 2
     assert [store.get_run(rid)["status"] for rid in resumed.run_ids] == [Status.RUNNING] * 2
-    state = torch.load(io.BytesIO(resumed.checkpoint_bytes()), weights_only=True)
-    assert state["status"] == ["running", "running"]
+    state = torch.load(io.BytesIO(checkpoint.dumps(resumed.state())), weights_only=True)
+    assert [m["status"] for m in state["loop"]["members"]] == ["running", "running"]
+    assert all(type(m["status"]) is str for m in state["loop"]["members"])
 
 
 @pytest.mark.parametrize("args, message", [
@@ -111,6 +117,10 @@ def test_a_resumed_trainer_checkpoints_what_weights_only_loading_reads(tmp_path)
     (["train", "--length", "5"], "length"),
     (["train", "--length", "50", "--min-length", "20"], "either --length"),
     (["train", "--lr", "-0.1"], "learning rate"),
+    (["train", "--lr", "nan"], "learning rate"),
+    (["train", "--alpha", "inf"], "alpha"),
+    (["train", "--threshold", "nan"], "threshold"),
+    (["train", "--resume", "999"], "no run"),
 ])
 def test_bad_flags_are_clear_errors(tmp_path, args, message):
     res = CliRunner().invoke(main, args + ["--store", str(tmp_path / "s.sqlite"), "--no-progress"])

@@ -35,11 +35,14 @@ def test_run_record_reads_curves_and_nonfinite_events():
 
 def test_in_progress_checkpoint_selects_the_member(tmp_path):
     store = Store(tmp_path / "s.sqlite")
+    def stop(trainer):
+        raise KeyboardInterrupt               # after the first update
+
     trainer = Trainer(TrainConfig(task="temporal_order", min_length=20, max_length=20, hidden=5,
-                                  seeds=[3, 4], max_updates=5, eval_every=100), store)
-    trainer._start_runs()
-    trainer.step()
-    trainer.save_checkpoint()
+                                  seeds=[3, 4], max_updates=5, eval_every=100, record_every=1), store,
+                      callback=stop)
+    with pytest.raises(KeyboardInterrupt):
+        trainer.run()
     model, member, step = load_run_model(store, trainer.run_ids[1])
     assert (member, step, model.ensemble) == (1, 1, 2)
     assert model.seeds[member] == 4

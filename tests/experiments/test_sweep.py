@@ -10,6 +10,7 @@ import time
 import pytest
 import torch
 
+from bptt.experiments import execute as execute_module
 from bptt.experiments import sweep as sw
 from bptt.experiments.sweep import RunSpec, Sweep, pack, run_sweep, sweep_state
 from bptt.store import OUTCOME_STATUSES, Store
@@ -108,19 +109,19 @@ def test_inline_sweep_settles_each_run_once_and_rerunning_does_nothing(tmp_path)
 def test_interrupted_sweep_resumes_from_checkpoints(tmp_path, monkeypatch):
     store = Store(tmp_path / "s.sqlite")
     sweep = make_sweep(lengths=(20,), max_updates=80, checkpoint_every=10)
-    real = Trainer.step
+    real = Trainer.next_batch
 
-    def step(self):
-        if self.update == 33:
-            raise KeyboardInterrupt
-        real(self)
+    def next_batch(self, loop):
+        if loop.update == 32:
+            os.kill(os.getpid(), signal.SIGINT)        # during update 33: it completes, then training stops
+        return real(self, loop)
 
-    monkeypatch.setattr(Trainer, "step", step)
+    monkeypatch.setattr(Trainer, "next_batch", next_batch)
     with pytest.raises(KeyboardInterrupt):
         run_sweep(sweep, store, progress=False)
     stopped = store.list_runs(sweep="tiny", status="stopped")
     assert len(stopped) == 4 and all(store.load_checkpoint(r["id"])[0] == 33 for r in stopped)
-    monkeypatch.setattr(Trainer, "step", real)
+    monkeypatch.setattr(Trainer, "next_batch", real)
     summary = run_sweep(sweep, store, progress=False)
     assert summary.complete and summary.trained == 4
     for key, run in outcomes(store, sweep).items():
@@ -135,7 +136,7 @@ def test_missing_evaluation_is_done_on_the_next_pass(tmp_path, monkeypatch):
     def killed(*a, **k):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(sw, "_evaluate_runs", killed)
+    monkeypatch.setattr(execute_module, "_evaluate_runs", killed)
     with pytest.raises(KeyboardInterrupt):
         run_sweep(sweep, store, progress=False)
     assert all("evaluation" not in r["metrics"] for r in store.list_runs())

@@ -1,6 +1,11 @@
 """The training loop: it learns, it is deterministic, it records, it resumes exactly."""
 
-import io
+import dataclasses
+import math
+import os
+import signal
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -25,7 +30,8 @@ def test_training_lowers_the_loss():
     for m in res.members:
         s, loss = store.get_curve(m.run_id)["loss"]
         assert loss[-5:].mean() < 0.5 * loss[:2].mean(), (loss[:3], loss[-5:])
-        assert m.status in ("failed", "succeeded")
+        assert m.status == ("succeeded" if m.error < cfg.success_error else "failed")
+        assert store.get_run(m.run_id)["status"] == m.status
 
 
 def test_same_seed_same_numbers_and_records():
@@ -51,10 +57,11 @@ def test_training_on_cuda_follows_the_cpu_run():
 
 def test_store_records_config_status_curves():
     store = Store(":memory:")
-    res = Trainer(small(), store).run()
+    cfg = small()
+    res = Trainer(cfg, store).run()
     for m in res.members:
         run = store.get_run(m.run_id)
-        assert run["status"] in ("failed", "succeeded")
+        assert run["status"] == ("succeeded" if run["metrics"]["error"] < cfg.success_error else "failed")
         assert run["config"]["seed"] == m.seed and run["config"]["method"] == "msgd-cr"
         assert run["metrics"]["updates"] == 60
         curve = store.get_curve(m.run_id)
@@ -66,16 +73,23 @@ def test_store_records_config_status_curves():
         assert store.load_checkpoint(m.run_id) is not None
 
 
+class StopAt:
+    """A callback that interrupts training after update ``update``."""
+
+    def __init__(self, update):
+        self.update = update
+
+    def __call__(self, trainer):
+        if trainer.update == self.update:
+            raise KeyboardInterrupt
+
+
 def test_stop_and_resume_continues_exactly():
     straight = Trainer(small(max_updates=80), None).run()
     store = Store(":memory:")
-    first = Trainer(small(max_updates=80), store)
-    first._start_runs()
-    for _ in range(37):                      # stop mid-way, between evaluations
-        first.step()
-        if first.update % first.config.eval_every == 0:
-            first.evaluate_and_retire()
-    first.save_checkpoint()
+    first = Trainer(small(max_updates=80, record_every=1), store, callback=StopAt(37))  # between evaluations
+    with pytest.raises(KeyboardInterrupt):
+        first.run()
     step, payload = store.load_checkpoint(first.run_ids[0])
     assert step == 37
     resumed = Trainer.from_checkpoint(payload, store)
@@ -86,25 +100,67 @@ def test_stop_and_resume_continues_exactly():
     assert [m.error for m in straight.members] == [m.error for m in done.members]
 
 
-def test_keyboard_interrupt_marks_stopped_and_checkpoints(monkeypatch):
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_stops_after_the_update_in_progress(monkeypatch, sig):
     store = Store(":memory:")
     trainer = Trainer(small(max_updates=500), store)
     calls = {"n": 0}
-    real = trainer.step
+    real = trainer.next_batch
 
-    def interrupted():
+    def interrupted(loop):
         calls["n"] += 1
         if calls["n"] == 33:
-            raise KeyboardInterrupt
-        real()
+            os.kill(os.getpid(), sig)          # arrives in the middle of update 33
+        return real(loop)
 
-    monkeypatch.setattr(trainer, "step", interrupted)
-    with pytest.raises(KeyboardInterrupt):
-        trainer.run()
+    def as_interrupt(signum, frame):           # SIGTERM as the command line and sweep workers take it
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(trainer, "next_batch", interrupted)
+    previous = signal.signal(signal.SIGTERM, as_interrupt)
+    try:
+        before = signal.getsignal(sig)
+        with pytest.raises(KeyboardInterrupt):
+            trainer.run()
+        assert signal.getsignal(sig) is before
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert trainer.update == 33 and calls["n"] == 33
     for rid in trainer.run_ids:
         assert store.get_run(rid)["status"] == "stopped"
         step, _ = store.load_checkpoint(rid)
-        assert step == 32
+        assert step == 33
+
+
+SIGTERM_SCRIPT = """
+import os, signal, sys
+from bptt.store import Store
+from bptt.training.trainer import TrainConfig, Trainer
+trainer = Trainer(TrainConfig(task="temporal_order", min_length=20, max_length=20, hidden=8, seeds=[0, 1],
+                              max_updates=500, eval_every=20, check_sequences=20, eval_sequences=50),
+                  Store(sys.argv[1]))
+real = trainer.next_batch
+def next_batch(loop):
+    if loop.update == 16:
+        os.kill(os.getpid(), signal.SIGTERM)    # the default action: end the process
+    return real(loop)
+trainer.next_batch = next_batch
+trainer.run()
+print("not reached")
+"""
+
+
+def test_sigterm_with_its_default_action_ends_the_process_after_the_checkpoint(tmp_path):
+    path = tmp_path / "s.sqlite"
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    proc = subprocess.run([sys.executable, "-c", SIGTERM_SCRIPT, str(path)], env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == -signal.SIGTERM, proc.stderr
+    assert "not reached" not in proc.stdout
+    store = Store(path)
+    runs = store.list_runs()
+    assert len(runs) == 2 and {r["status"] for r in runs} == {"stopped"}
+    assert {store.load_checkpoint(r["id"])[0] for r in runs} == {17}
 
 
 def test_nonfinite_updates_are_counted_not_fatal():
@@ -121,10 +177,22 @@ def test_nonfinite_updates_are_counted_not_fatal():
 @pytest.mark.parametrize("kw, match", [
     ({"method": "sgd"}, "method"), ({"threshold": -1.0}, "threshold"), ({"task": "nope"}, "task"),
     ({"min_length": 5, "max_length": 5}, "length"), ({"seeds": [1, 1]}, "seeds"), ({"lr": 0.0}, "learning rate"),
-    ({"alpha": -1.0}, "alpha")])
+    ({"alpha": -1.0}, "alpha"), ({"lr": math.nan}, "learning rate"), ({"lr": math.inf}, "learning rate"),
+    ({"threshold": math.nan}, "threshold"), ({"threshold": math.inf}, "threshold"),
+    ({"alpha": math.nan}, "alpha"), ({"alpha": math.inf}, "alpha"),
+    ({"seeds": [0, 1], "lr": [0.1, math.nan]}, "learning rate"), ({"seeds": [0, 1], "lr": [0.1]}, "entries"),
+    ({"method": "msgd", "threshold": math.nan}, "threshold"), ({"hidden": 0}, "hidden"),
+    ({"success_error": 1.0}, "success_error")])
 def test_bad_config(kw, match):
     with pytest.raises(ValueError, match=match):
         small(**kw).validate()
+
+
+def test_validation_changes_nothing():
+    cfg = small(method=("msgd", "msgd-c"), lr=(0.1, 0.2))
+    before = dataclasses.asdict(cfg)
+    assert cfg.validate() is cfg
+    assert dataclasses.asdict(cfg) == before and isinstance(cfg.method, tuple)
 
 
 def test_success_retires_members():

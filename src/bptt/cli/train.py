@@ -121,30 +121,14 @@ def train(**o) -> None:
 
 
 def _resumed(store, run_id: int, progress: bool):
-    from bptt.training.trainer import Trainer
+    from bptt.training.synthetic import resume
 
     try:
-        run = store.get_run(run_id)
+        trainer = resume(store, run_id, progress=progress)
     except KeyError as exc:
         raise click.ClickException(str(exc.args[0] if exc.args else exc)) from None
-    group = run["config"].get("group")
-    members = [r for r in store.list_runs() if r["config"].get("group") == group]
-    resumable = [r for r in members if r["status"] in (Status.STOPPED, Status.RUNNING)]
-    if not resumable:
-        raise click.ClickException(f"run {run_id} and its group have no stopped run to resume")
-    steps = {}
-    for r in resumable:
-        ck = store.load_checkpoint(r["id"])
-        if ck is not None:
-            steps[r["id"]] = ck
-    if not steps:
-        raise click.ClickException(f"no checkpoint was saved for the runs of group {group}")
-    latest = max(steps.values(), key=lambda sp: sp[0])
-    trainer = Trainer.from_checkpoint(latest[1], store, progress=progress)
-    for m in trainer.active:
-        # the plain string: the status list goes into checkpoints, loaded with weights_only
-        trainer.status[m] = Status.RUNNING.value
-        store.update_run(trainer.run_ids[m], status=Status.RUNNING.value)
-    click.echo(f"resuming group {group} at update {trainer.update} with {len(trainer.active)} active members",
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"resuming group {trainer.group} at update {trainer.update} with {len(trainer.active)} active members",
                err=True)
     return trainer

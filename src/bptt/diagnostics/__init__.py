@@ -12,7 +12,11 @@
 * :mod:`.run_record`: the training record of a stored run, read back and drawn.
 
 Everything works on one member (``member=0`` by default) of an ensemble model, in
-float64, and returns NumPy arrays or small frozen dataclasses.
+float64, and returns NumPy arrays or small frozen dataclasses. ``error_signal_norms``,
+``jacobian_norms``, ``gradient_flow``, ``lyapunov_exponents`` and
+``recurrent_conditions`` also take any recurrent PyTorch module wrapped in
+:class:`bptt.omega.Omega` (:mod:`.recurrent`), with the loss as a callable of what the
+wrapper returns; on a one-layer ``nn.RNN`` they equal the engine path's results.
 """
 
 from .depth import DepthExperiment, backprop_norms, depth_experiment, growth_rate
@@ -27,6 +31,7 @@ from .gradient_flow import (
     member_params,
 )
 from .lyapunov import LyapunovSpectrum, lyapunov_exponents, model_lyapunov
+from .recurrent import Recurrence, is_wrapped
 from .spectra import (
     EXPLOSION_POSSIBLE,
     VANISHING,
@@ -49,6 +54,7 @@ __all__ = [
     "JacobianNorms",
     "LinearModes",
     "LyapunovSpectrum",
+    "Recurrence",
     "RecurrentConditions",
     "Spectrum",
     "VANISHING",
@@ -57,6 +63,7 @@ __all__ = [
     "error_signal_norms",
     "gradient_flow",
     "growth_rate",
+    "is_wrapped",
     "jacobian_norms",
     "linear_modes",
     "lyapunov_exponents",

@@ -30,6 +30,13 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from bptt.diagnostics.recurrent import (
+    elman_weight,
+    is_wrapped,
+    wrapped_error_signals,
+    wrapped_gradient_flow,
+    wrapped_jacobian_norms,
+)
 from bptt.engine import reference
 from bptt.engine.outputs import PER_STEP
 from bptt.engine.units import GAMMA, derivative_from_output
@@ -216,19 +223,33 @@ def gradient_flow(model, x: torch.Tensor, y: torch.Tensor, *, params=("W_rec",),
     The work is O(T² B H²) for per-step outputs and O(T B H²) for last-step outputs.
 
     Args:
-        model: an :class:`bptt.models.ElmanRNN`.
-        x: inputs ``[T, B, I]`` (or ``[T, E, B, I]``; the member's slice is used).
-        y: targets as for ``model.forward_backward`` (shared or with an ensemble axis).
-        params: which of ``"W_rec"``, ``"W_in"``, ``"b"`` to take apart.
+        model: an :class:`bptt.models.ElmanRNN`, or any recurrent module wrapped in
+            :class:`bptt.omega.Omega` (see :mod:`bptt.diagnostics.recurrent`: the state
+            is every layer's state concatenated, and component (t, k) is
+            ∂E_t/∂s_k · ∂⁺s_k/∂θ).
+        x: inputs ``[T, B, I]`` (or ``[T, E, B, I]``; the member's slice is used); for a
+            wrapped module, what the wrapper takes.
+        y: targets as for ``model.forward_backward`` (shared or with an ensemble axis);
+            for a wrapped module, ``loss_fn(result)`` of what the wrapper returns,
+            giving a scalar (counted as E_T) or the ``[T]`` per-step losses E_t.
+        params: which of ``"W_rec"``, ``"W_in"``, ``"b"`` to take apart; for a wrapped
+            module, names of its parameters (default: those named ``weight_hh*``).
         member: the ensemble member.
-        h0: initial state ``[B, H]`` or ``[E, B, H]`` (zeros by default).
-        mask: ``[T, B]`` for per-step outputs over padded batches.
+        h0: initial state ``[B, H]`` or ``[E, B, H]`` (zeros by default); for a wrapped
+            module, the initial state the wrapper takes.
+        mask: ``[T, B]`` for per-step outputs over padded batches (ElmanRNN only).
         keep_components: also return every component matrix (memory T²·|θ|).
 
     Returns:
         :class:`GradientFlow`; Σ_{t,k} of the components equals the gradient of
-        ``model.forward_backward(x, y, omega=None)`` for that member.
+        ``model.forward_backward(x, y, omega=None)`` for that member (of the loss, for a
+        wrapped module).
     """
+    if is_wrapped(model):
+        if mask is not None:
+            raise ValueError("mask applies to ElmanRNN models; fold it into loss_fn for a wrapped module")
+        return _wrapped_flow(model, x, y, None if tuple(params) == ("W_rec",) else params, h0,
+                             keep_components)
     names = _check_params(params)
     p, xm, hs, (loss, direct), mask = _prepare(model, x, y, member, h0, mask)
     T, B, H = xm.shape[0], xm.shape[1], model.n_hidden
@@ -285,6 +306,33 @@ def gradient_flow(model, x: torch.Tensor, y: torch.Tensor, *, params=("W_rec",),
         components=comps, unit=model.unit, output=model.output)
 
 
+def _wrapped_flow(model, x, loss_fn, params, state, keep_components: bool) -> GradientFlow:
+    T, src, loss, names, comps = wrapped_gradient_flow(model, x, loss_fn, params, state)
+    norms = {n: np.full((T, T), np.nan) for n in names}
+    lag_sums = {n: np.zeros((T, *comps[n].shape[2:])) for n in names}
+    lag_sq = {n: np.zeros(T) for n in names}
+    lag_count = np.zeros(T, dtype=np.int64)
+    full = {n: np.zeros((T, T, *comps[n].shape[2:])) for n in names} if keep_components else None
+    for a, t in enumerate(src):
+        for k in range(1, t + 1):
+            lag_count[t - k] += 1
+            for n in names:
+                c = comps[n][a, k - 1]
+                c_norm = float(np.linalg.norm(c.reshape(-1)))
+                norms[n][t - 1, k - 1] = c_norm
+                lag_sums[n][t - k] += c
+                lag_sq[n][t - k] += c_norm
+                if full is not None:
+                    full[n][t - 1, k - 1] = c
+    safe = np.maximum(lag_count, 1)
+    return GradientFlow(
+        T=T, sources=src, loss=loss, params=tuple(names), component_norms=norms, lag_sums=lag_sums,
+        lag_norm={n: np.linalg.norm(v.reshape(T, -1), axis=1) for n, v in lag_sums.items()},
+        lag_mean={n: np.where(lag_count > 0, lag_sq[n] / safe, np.nan) for n in names},
+        lag_count=lag_count, gradient={n: comps[n].sum(axis=(0, 1)) for n in names},
+        components=full, unit=model.kind, output="loss_fn")
+
+
 # ---------------------------------------------------------------------------
 # Error signals ∂E/∂h_k
 # ---------------------------------------------------------------------------
@@ -318,7 +366,19 @@ def error_signal_norms(model, x: torch.Tensor, y: torch.Tensor, *, member: int =
 
     One backward sweep: ∂E/∂h_k = ∂⁺E/∂h_k + (∂E/∂h_{k+1} ⊙ σ'(a_{k+1})) W_recᵀ, where
     ∂⁺E/∂h_k is the part through the output of step k.
+
+    For a module wrapped in :class:`bptt.omega.Omega`, ``y`` is ``loss_fn(result)`` (a
+    scalar) of what the wrapper returns, ``h0`` the initial state it takes, and the
+    signals are ∂E/∂s_k of the concatenated state of every layer, ``[T+1, B, S]``.
     """
+    if is_wrapped(model):
+        if mask is not None:
+            raise ValueError("mask applies to ElmanRNN models; fold it into loss_fn for a wrapped module")
+        loss, sig = wrapped_error_signals(model, x, y, h0)
+        n = sig.shape[0]
+        return ErrorSignalNorms(norms=sig.reshape(n, -1).norm(dim=1).cpu().double().numpy(),
+                                per_sequence=sig.norm(dim=2).cpu().double().numpy(),
+                                signals=sig.cpu().double().numpy(), loss=loss)
     p, xm, hs, (loss, direct), _ = _prepare(model, x, y, member, h0, mask)
     T = xm.shape[0]
     sp = _slopes(hs, model.unit)
@@ -384,7 +444,17 @@ def jacobian_norms(model, x: torch.Tensor, *, t: int | None = None, member: int 
 
     ∂h_t/∂h_k = J_t J_{t−1} … J_{k+1} with J_i = ∂h_i/∂h_{i−1} = diag(σ'(a_i)) W_recᵀ
     (Jacobian rows index h_i), so ‖∂h_t/∂h_k‖ ≤ (γ λ₁)^(t−k) (paper eq. 7).
+
+    For a module wrapped in :class:`bptt.omega.Omega` the Jacobians are those of the
+    concatenated state of every layer (``h0``: the initial state the wrapper takes);
+    λ₁ and γ are NaN unless the module is a one-layer Elman-type map.
     """
+    if is_wrapped(model):
+        t, out = wrapped_jacobian_norms(model, x, t, h0)
+        ew = elman_weight(model)
+        lam1 = float(torch.linalg.matrix_norm(ew[0].double(), ord=2)) if ew is not None else float("nan")
+        gamma = GAMMA[ew[1]] if ew is not None else float("nan")
+        return JacobianNorms(t=t, lag=np.arange(t + 1), norms=out, lambda1=lam1, gamma=gamma)
     p, xm, hs, _, _ = _prepare(model, x, None, member, h0, None)
     T, B, H = xm.shape[0], xm.shape[1], model.n_hidden
     if t is None:

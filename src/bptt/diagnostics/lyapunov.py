@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from bptt.diagnostics.recurrent import elman_weight, is_wrapped, wrapped_lyapunov
 from bptt.diagnostics.spectra import as_square_matrix
 from bptt.engine.units import check_unit
 
@@ -79,7 +80,8 @@ def _slope(h: np.ndarray, unit: str) -> np.ndarray:
 
 def lyapunov_exponents(W_rec, unit: str = "tanh", *, b=None, W_in=None, inputs=None,
                        k: int | None = None, steps: int = 2000, transient: int = 200,
-                       h0=None, seed: int = 0, label: str = "") -> LyapunovSpectrum:
+                       h0=None, seed: int = 0, label: str = "", n_in: int | None = None,
+                       state=None) -> LyapunovSpectrum:
     """Leading ``k`` (default: all H) Lyapunov exponents by QR re-orthonormalisation.
 
     The network is h_t = σ(h_{t−1} W_rec + u_t W_in + b) in this library's row
@@ -98,6 +100,14 @@ def lyapunov_exponents(W_rec, unit: str = "tanh", *, b=None, W_in=None, inputs=N
             tangent vectors align with the leading directions).
         h0: ``[H]`` initial state; by default N(0, 0.5²) entries drawn from ``seed``.
         seed: seeds the initial state and the initial tangent vectors.
+        n_in, state: for a wrapped module only (below).
+
+    ``W_rec`` may instead be any recurrent module wrapped in :class:`bptt.omega.Omega`:
+    then the map is the module's step on the concatenated state of every layer
+    (:mod:`bptt.diagnostics.recurrent`), its Jacobians come from autograd, ``unit``,
+    ``b`` and ``W_in`` are unused, ``inputs`` is ``[T, I]`` (the autonomous run feeds
+    zeros of the module's input size, or ``n_in``), ``h0`` covers the whole state, and
+    a user cell needs ``state``, a state of one sequence giving its layout.
 
     Returns:
         :class:`LyapunovSpectrum` with the exponents sorted, largest first.
@@ -106,6 +116,14 @@ def lyapunov_exponents(W_rec, unit: str = "tanh", *, b=None, W_in=None, inputs=N
         ValueError: for bad shapes or counts, or when the trajectory of a nonlinear
             network leaves the finite numbers (its Jacobians are then undefined).
     """
+    if is_wrapped(W_rec):
+        exps, history, n = wrapped_lyapunov(W_rec, inputs, k=k, steps=steps, transient=transient, h0=h0,
+                                             seed=seed, n_in=n_in, state=state)
+        ew = elman_weight(W_rec)
+        order = np.argsort(-exps, kind="stable")
+        return LyapunovSpectrum(exponents=exps[order], mode="autonomous" if inputs is None else "driven",
+                                steps=n, transient=int(transient), history=history[:, order],
+                                unit=ew[1] if ew is not None else W_rec.kind, label=label)
     W = as_square_matrix(W_rec)
     unit = check_unit(unit)
     H = W.shape[0]
@@ -171,14 +189,14 @@ def lyapunov_exponents(W_rec, unit: str = "tanh", *, b=None, W_in=None, inputs=N
 
 def model_lyapunov(model, inputs=None, *, member: int = 0, sequence: int = 0,
                    **options) -> LyapunovSpectrum:
-    """:func:`lyapunov_exponents` of member ``member`` of an :class:`bptt.models.ElmanRNN`.
+    """:func:`lyapunov_exponents` of member ``member`` of an :class:`bptt.models.ElmanRNN`
+    (or of a module wrapped in :class:`bptt.omega.Omega`; ``member`` is then unused).
 
     ``inputs`` may be ``[T, I]`` or a batch ``[T, B, I]`` (sequence ``sequence`` is used);
     ``options`` are passed on (``k``, ``steps``, ``transient``, ``h0``, ``seed``, ``label``).
     """
     from bptt.diagnostics.gradient_flow import member_params
 
-    p = member_params(model, member)
     if inputs is not None:
         u = np.asarray(inputs.detach().cpu().double().numpy() if hasattr(inputs, "detach") else inputs,
                        dtype=np.float64)
@@ -187,5 +205,8 @@ def model_lyapunov(model, inputs=None, *, member: int = 0, sequence: int = 0,
                 raise ValueError(f"sequence must be in [0, {u.shape[1] - 1}], got {sequence}")
             u = u[:, sequence]
         inputs = u
+    if is_wrapped(model):
+        return lyapunov_exponents(model, inputs=inputs, **options)
+    p = member_params(model, member)
     return lyapunov_exponents(p["W_rec"].numpy(), model.unit, b=p["b"].numpy(),
                               W_in=p["W_in"].numpy(), inputs=inputs, **options)

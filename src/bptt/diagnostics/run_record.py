@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,9 +72,7 @@ def load_run_model(store, run_id: int):
         KeyError: no run with that id.
         ValueError: the run has no checkpoint, or it cannot be read.
     """
-    import torch
-
-    from bptt.models import ElmanRNN
+    from bptt.training import checkpoint
 
     store.get_run(run_id)
     ck = store.load_checkpoint(run_id)
@@ -83,15 +80,14 @@ def load_run_model(store, run_id: int):
         raise ValueError(f"run {run_id} has no saved checkpoint")
     step, payload = ck
     try:
-        state = torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
-        model = ElmanRNN.from_config(state["model_config"])
-        model.load_state_dict(state["model"])
+        state = checkpoint.loads(payload)
+        model = checkpoint.load_model(state)
     except Exception as exc:  # a damaged or foreign payload
         raise ValueError(f"the checkpoint of run {run_id} cannot be read: {exc}") from exc
     member = 0
-    if "run_ids" in state and "active" in state:
-        m = list(state["run_ids"]).index(int(run_id))
-        member = list(state["active"]).index(m)
+    if state["kind"] == "training":
+        m = [mem["run_id"] for mem in state["loop"]["members"]].index(int(run_id))
+        member = list(state["loop"]["active"]).index(m)
     return model, member, int(step)
 
 

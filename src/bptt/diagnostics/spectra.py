@@ -93,7 +93,23 @@ def recurrent_conditions(W_rec, unit: str = "tanh") -> RecurrentConditions:
 
     λ₁ < 1/γ guarantees that every long-term component vanishes (exponentially fast,
     as η^(t−k)); λ₁ ≥ 1/γ only makes explosion possible, it does not cause it.
+
+    ``W_rec`` may instead be a one-layer Elman-type module wrapped in
+    :class:`bptt.omega.Omega` (``nn.RNN``, ``nn.RNNCell``, a user cell declaring its
+    recurrent weight); its weight and unit are used and ``unit`` is ignored. The
+    conditions are stated for that map only: for gated cells (LSTM, GRU) or several
+    layers there is no single W_rec and γ, and a ValueError says so.
     """
+    from bptt.diagnostics.recurrent import elman_weight, is_wrapped
+
+    if is_wrapped(W_rec):
+        ew = elman_weight(W_rec)
+        if ew is None:
+            raise ValueError("the conditions of §2.1 are defined for a one-layer Elman-type map "
+                             "h' = σ(h W_rec + …) (nn.RNN with num_layers=1, nn.RNNCell, or a user "
+                             "cell given recurrent_weight=); use jacobian_norms or "
+                             "lyapunov_exponents for this module")
+        W_rec, unit = ew
     W = as_square_matrix(W_rec)
     unit = check_unit(unit)
     lam1 = float(np.linalg.svd(W, compute_uv=False)[0])
@@ -200,7 +216,14 @@ def spectrum(W_rec, unit: str = "tanh", label: str = "") -> Spectrum:
 
 
 def model_spectrum(model, member: int = 0, label: str = "") -> Spectrum:
-    """:func:`spectrum` of member ``member`` of an :class:`bptt.models.ElmanRNN`."""
+    """:func:`spectrum` of member ``member`` of an :class:`bptt.models.ElmanRNN` (or of a
+    one-layer Elman-type module wrapped in :class:`bptt.omega.Omega`)."""
     from bptt.diagnostics.gradient_flow import member_params
+    from bptt.diagnostics.recurrent import elman_weight, is_wrapped
+
+    if is_wrapped(model):
+        conditions = recurrent_conditions(model)
+        W = elman_weight(model)[0]
+        return spectrum(W, conditions.unit, label=label)
 
     return spectrum(member_params(model, member)["W_rec"], model.unit, label=label)

@@ -33,17 +33,21 @@ class GraphedPass:
     Args:
         params: the parameters (CUDA tensors, updated in place between calls).
         x, y: an example batch; later batches must have the same shapes and dtypes.
-        **options: ``unit``, ``output``, ``omega`` and ``omega_bound`` of the pass.
+        pass_fn: the pass to capture: :func:`bptt.engine.exact.forward_backward` (the
+            default) or :func:`bptt.engine.persistent.persistent_forward_backward`.
+        **options: ``unit``, ``output``, ``omega`` and ``omega_bound`` of the pass (and
+            any other keyword the pass takes, e.g. ``lengths`` as a tuple).
 
     Calling it with a batch and Ω's weight α (a float or ``[E]``, copied into the
     graph's own buffer) replays the graph.
     """
 
     def __init__(self, params: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor,
-                 **options) -> None:
+                 pass_fn=forward_backward, **options) -> None:
         if not params["W_rec"].is_cuda:
             raise ValueError("CUDA graphs need the parameters on a CUDA device")
         E = params["W_rec"].shape[0]
+        self.pass_fn = pass_fn
         self.params = params
         self.options = options
         self.signature = _signature(params, x, y, options)
@@ -62,8 +66,8 @@ class GraphedPass:
             self.out = self._eager()
 
     def _eager(self) -> StepResult:
-        return forward_backward(self.params, self.x, self.y, alpha=self.alpha,
-                                workspace=self.workspace, **self.options)
+        return self.pass_fn(self.params, self.x, self.y, alpha=self.alpha,
+                            workspace=self.workspace, **self.options)
 
     def matches(self, params: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor,
                 options: dict) -> bool:
@@ -89,9 +93,13 @@ class GraphCache:
 
     Capture failures (an operation that cannot be captured, an old driver) are
     reported once as a warning, and the cache then falls back to the plain pass.
+
+    Args:
+        pass_fn: the pass to capture (default :func:`bptt.engine.exact.forward_backward`).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, pass_fn=forward_backward) -> None:
+        self.pass_fn = pass_fn
         self.current: GraphedPass | None = None
         self.failed = False
 
@@ -101,11 +109,11 @@ class GraphCache:
             if self.current is None or not self.current.matches(params, x, y, options):
                 self.current = None
                 try:
-                    self.current = GraphedPass(params, x, y, **options)
+                    self.current = GraphedPass(params, x, y, pass_fn=self.pass_fn, **options)
                 except RuntimeError as err:
                     self.failed = True
                     warnings.warn(f"CUDA graph capture failed, running the plain engine pass: {err}",
                                   RuntimeWarning, stacklevel=3)
             if self.current is not None:
                 return self.current(x, y, alpha)
-        return forward_backward(params, x, y, alpha=alpha, **options)
+        return self.pass_fn(params, x, y, alpha=alpha, **options)

@@ -8,7 +8,7 @@ from typing import Sequence
 
 import torch
 
-from bptt.engine import exact, reference
+from bptt.engine import check_kernel, exact, get_pass, reference
 from bptt.engine.graphs import GraphCache
 from bptt.engine.outputs import PER_STEP, check_output
 from bptt.engine.units import check_unit
@@ -103,6 +103,7 @@ class ElmanRNN(torch.nn.Module):
         self.init_options = check_init_options(init, dict(init_options or {}))
         self.seeds = [int(s) for s in seeds]
         self._graphs: GraphCache | None = None     # CUDA graphs of forward_backward, by shape
+        self._persistent_graphs: GraphCache | None = None   # the same for kernel="persistent"
         tensors = ensemble_init(init, *sizes, self.seeds, dtype=dtype,
                                 device=device, **self.init_options)
         for name in exact.PARAM_NAMES:
@@ -113,6 +114,16 @@ class ElmanRNN(torch.nn.Module):
     def params(self) -> dict[str, torch.nn.Parameter]:
         """The parameters by name: ``W_rec``, ``W_in``, ``b``, ``W_out``, ``b_out``."""
         return {name: getattr(self, name) for name in exact.PARAM_NAMES}
+
+    @property
+    def recurrent_names(self) -> tuple[str, ...]:
+        """The learned recurrent weights, which the non-finite guard shrinks: ``("W_rec",)``."""
+        return ("W_rec",)
+
+    @property
+    def state_size(self) -> int:
+        """Width of the state carried between windows (``h0``, ``h_last``): H."""
+        return self.n_hidden
 
     @property
     def ensemble(self) -> int:
@@ -184,7 +195,8 @@ class ElmanRNN(torch.nn.Module):
 
     def forward_backward(self, x: torch.Tensor, y: torch.Tensor, *, alpha: torch.Tensor | float = 0.0,
                          omega: str | None = "squared", h0: torch.Tensor | None = None,
-                         mask: torch.Tensor | None = None, cuda_graph: bool = False) -> exact.StepResult:
+                         mask: torch.Tensor | None = None, cuda_graph: bool = False,
+                         kernel: str = "exact", lengths: Sequence[int] | None = None) -> exact.StepResult:
         """Loss, exact gradients, Ω and the gradient norm in one pass (no autograd graph).
 
         Args:
@@ -201,6 +213,12 @@ class ElmanRNN(torch.nn.Module):
                 times faster for small ensembles, the same numbers. The parameters
                 must then be updated in place. Ignored on the CPU and with ``h0`` or
                 ``mask``.
+            kernel: ``"exact"`` (the default: :func:`bptt.engine.forward_backward`) or
+                ``"persistent"`` (:mod:`bptt.engine.persistent`: the time loops in one
+                Triton kernel, for CUDA devices; the same numbers up to rounding).
+            lengths: ``[E]`` per-member sequence lengths, with ``kernel="persistent"``
+                only: member e trains on ``x[:lengths[e]]`` (see
+                :func:`bptt.engine.persistent.persistent_forward_backward`).
 
         Returns:
             :class:`bptt.engine.StepResult` with ``loss``, ``omega``, ``omega_fraction``,
@@ -216,6 +234,11 @@ class ElmanRNN(torch.nn.Module):
         checks.check_alpha(alpha, self.ensemble)
         check_omega(omega)
         params = {k: p.detach() for k, p in self.params.items()}
+        if check_kernel(kernel) == "persistent":
+            return self._persistent(params, x, y, alpha=alpha, omega=omega, h0=h0, mask=mask,
+                                    cuda_graph=cuda_graph, lengths=lengths)
+        if lengths is not None:
+            raise ValueError("per-member lengths need kernel='persistent'")
         if cuda_graph and self.device.type == "cuda" and h0 is None and mask is None:
             if self._graphs is None:
                 self._graphs = GraphCache()
@@ -224,11 +247,37 @@ class ElmanRNN(torch.nn.Module):
             return exact.forward_backward(params, x, y, unit=self.unit, output=self.output,
                                           alpha=alpha, omega=omega, h0=h0, mask=mask)
 
+    def _persistent(self, params, x, y, *, alpha, omega, h0, mask, cuda_graph, lengths) -> exact.StepResult:
+        fn = get_pass("persistent")
+        if lengths is not None:
+            lengths = tuple(lengths.tolist() if torch.is_tensor(lengths) else lengths)
+        options = {"unit": self.unit, "output": self.output, "omega": omega, "lengths": lengths}
+        if cuda_graph and self.device.type == "cuda" and h0 is None and mask is None:
+            if self._persistent_graphs is None:
+                self._persistent_graphs = GraphCache(fn)
+            return self._persistent_graphs.run(params, x, y, alpha, **options)
+        return fn(params, x, y, alpha=alpha, h0=h0, mask=mask, **options)
+
     def evaluate(self, x: torch.Tensor, y: torch.Tensor, *, tolerance: float | None = None,
                  h0: torch.Tensor | None = None, mask: torch.Tensor | None = None,
-                 chunk: int = 64) -> exact.Evaluation:
-        """Loss ``[E]`` and wrong sequences ``[E, B]``, forward only, in flat memory."""
+                 chunk: int = 64, kernel: str = "exact",
+                 lengths: Sequence[int] | None = None) -> exact.Evaluation:
+        """Loss ``[E]`` and wrong sequences ``[E, B]``, forward only, in flat memory.
+
+        ``kernel="persistent"`` runs :func:`bptt.engine.persistent.persistent_evaluate`
+        (one launch, members at their own ``lengths``); ``chunk`` is then unused.
+        """
         self._check_batch(x, y, h0, mask)
+        if check_kernel(kernel) == "persistent":
+            get_pass("persistent")                                   # Triton is there
+            from bptt.engine.persistent import persistent_evaluate
+            if torch.is_tensor(lengths):
+                lengths = lengths.tolist()
+            return persistent_evaluate({k: p.detach() for k, p in self.params.items()}, x, y,
+                                       unit=self.unit, output=self.output, tolerance=tolerance,
+                                       h0=h0, mask=mask, lengths=lengths)
+        if lengths is not None:
+            raise ValueError("per-member lengths need kernel='persistent'")
         return exact.evaluate({k: p.detach() for k, p in self.params.items()}, x, y,
                               unit=self.unit, output=self.output, tolerance=tolerance,
                               h0=h0, mask=mask, chunk=chunk)

@@ -13,7 +13,10 @@ and two later ones, for comparison:
 * ``orthogonal``: W_rec a random orthogonal matrix times ``gain`` (Saxe et al. 2014);
   W_in, W_out N(0, 0.1²); tanh units.
 * ``identity``: W_rec = ``scale``·I (Le, Jaitly & Hinton 2015, "IRNN"); W_in, W_out
-  N(0, 0.001²); ReLU units.
+  N(0, 0.001²) (their non-recurrent weights: Gaussian, mean zero, standard deviation
+  0.001), biases zero; ReLU units. ``ElmanRNN(I, H, O, init="identity")`` is their
+  IRNN; ``init_options={"scale": s}`` with s < 1 gives the scaled identity they
+  recommend for tasks with shorter-range dependencies.
 
 Biases start at zero. Weights are drawn in float64 from a ``torch.Generator`` seeded
 with the member's seed, then cast, so that a member is the same network whatever
@@ -74,6 +77,14 @@ def _normal(gen: torch.Generator, shape: tuple[int, ...], std: float) -> torch.T
     return torch.randn(*shape, generator=gen, dtype=torch.float64) * std
 
 
+def orthogonal_matrix(gen: torch.Generator, n: int) -> torch.Tensor:
+    """A random ``[n, n]`` orthogonal matrix (float64), uniform over the orthogonal group:
+    the Q of a QR decomposition of a standard normal matrix, its columns' signs fixed
+    by R's diagonal (Saxe, McClelland & Ganguli 2014; Mezzadri 2007)."""
+    q, r = torch.linalg.qr(_normal(gen, (n, n), 1.0))
+    return q * torch.sign(torch.diagonal(r)).unsqueeze(0)
+
+
 def spectral_radius(W: torch.Tensor) -> torch.Tensor:
     """Largest |eigenvalue| of each square matrix in ``[..., H, H]``."""
     return torch.linalg.eigvals(W.to(torch.float64)).abs().amax(-1)
@@ -100,8 +111,7 @@ def member_init(name: str, n_in: int, n_hidden: int, n_out: int, seed: int,
         W_out = _normal(gen, (H, n_out), 0.01)
     elif name == "orthogonal":
         W_in = _normal(gen, (n_in, H), 0.1)
-        q, r = torch.linalg.qr(_normal(gen, (H, H), 1.0))
-        W_rec = q * torch.sign(torch.diagonal(r)).unsqueeze(0) * float(options.get("gain", 1.0))
+        W_rec = orthogonal_matrix(gen, H) * float(options.get("gain", 1.0))
         W_out = _normal(gen, (H, n_out), 0.1)
     else:  # identity
         W_in = _normal(gen, (n_in, H), 0.001)

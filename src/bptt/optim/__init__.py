@@ -2,6 +2,6 @@
 Hessian-free optimization with structural damping (:mod:`bptt.optim.hf`)."""
 
 from bptt.optim.hf import HessianFree, HFRecord
-from bptt.optim.sgd import NORM_LIMIT, SHRINK, nonfinite, sgd_update
+from bptt.optim.sgd import NORM_LIMIT, SHRINK, PaperSGD, nonfinite, sgd_update
 
-__all__ = ["HFRecord", "HessianFree", "NORM_LIMIT", "SHRINK", "nonfinite", "sgd_update"]
+__all__ = ["HFRecord", "HessianFree", "NORM_LIMIT", "SHRINK", "PaperSGD", "nonfinite", "sgd_update"]

@@ -7,7 +7,11 @@ trusted; the update is dropped and the recurrent weights shrink instead
 
 from __future__ import annotations
 
+import math
+
 import torch
+
+from bptt.clip import clip_by_global_norm, clip_elementwise
 
 #: A gradient norm above this is not trusted (the reference code's float32 guard).
 NORM_LIMIT = 1e10
@@ -42,3 +46,119 @@ def sgd_update(params: dict[str, torch.Tensor], grads: dict[str, torch.Tensor],
             if k == "W_rec":
                 step = torch.where(keep, step, (lr_e * SHRINK).reshape(-1, 1, 1) * p)
         p.sub_(step)
+
+
+class PaperSGD:
+    """The paper's update rule for an ensemble: non-finite guard → clipping → SGD (§3.2, §4).
+
+    Every setting is per member (shape ``[E]``), so one ensemble can hold a whole row of a
+    sweep; the uniform case is the per-member case with equal values. One :meth:`step`
+    runs without waiting for the device: which members clip is known on the host, the
+    rest are selections on the device.
+
+    Args:
+        lr: learning rates, one per member (a float is shared). Mutable: ``rule.lr[j] = v``
+            (Table 1 halves them).
+        threshold: clipping thresholds, one per member (ignored where ``clip`` is false).
+        clip: which members clip their gradient (a bool is shared).
+        kind: ``"norm"``: Algorithm 1, g ← threshold · g / ‖g‖ when ‖g‖ ≥ threshold
+            (:func:`bptt.clip.clip_by_global_norm`); ``"elementwise"``: every component
+            clamped to [−threshold, threshold] (:func:`bptt.clip.clip_elementwise`).
+        dtype, device: of the per-member tensors (those of the parameters).
+
+    Another rule (a ``torch.optim`` optimizer, Hessian-free) plugs into the training
+    loop by offering the same four methods: :meth:`step`, :meth:`select`,
+    :meth:`state_dict` and :meth:`load_state_dict`.
+    """
+
+    name = "paper-sgd"
+    KINDS = ("norm", "elementwise")
+
+    def __init__(self, lr, *, threshold=1.0, clip=False, kind: str = "norm", ensemble: int | None = None,
+                 dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu") -> None:
+        if kind not in self.KINDS:
+            raise ValueError(f"unknown clipping {kind!r}; choose 'norm' or 'elementwise'")
+        E = ensemble if ensemble is not None else next(
+            (len(v) for v in (lr, threshold, clip) if isinstance(v, (list, tuple))), 1)
+        lr_l, thr_l, clip_l = (_listed(v, E, name) for v, name in
+                               ((lr, "lr"), (threshold, "threshold"), (clip, "clip")))
+        for v in lr_l:
+            if not (v > 0 and math.isfinite(v)):
+                raise ValueError(f"learning rate must be finite and > 0, got {v}")
+        for t, c in zip(thr_l, clip_l):
+            if c and not (t > 0 and math.isfinite(t)):
+                raise ValueError(f"clipping threshold must be finite and > 0, got {t}")
+        self.kind = kind
+        self.clip = [bool(c) for c in clip_l]                 # on the host: no sync to decide
+        self.lr = torch.tensor(lr_l, dtype=dtype, device=device)
+        self.threshold = torch.tensor([t if c else 1.0 for t, c in zip(thr_l, clip_l)], dtype=dtype, device=device)
+        self._clip_mask = torch.tensor(self.clip, dtype=torch.bool, device=device)
+
+    @property
+    def ensemble(self) -> int:
+        return len(self.clip)
+
+    @torch.no_grad()
+    def step(self, params: dict[str, torch.Tensor], grads: dict[str, torch.Tensor],
+             norm: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Update ``params`` in place from ``grads`` (name → ``[E, ...]``) of norms ``norm [E]``.
+
+        Returns:
+            ``(bad, clipped)``, each ``[E]`` bool on the parameters' device: members whose
+            norm the guard refused (:func:`nonfinite`; they took the guard step instead),
+            and members whose gradient was clipped (never a refused one).
+        """
+        bad = nonfinite(norm)
+        clipped = torch.zeros_like(bad)
+        if any(self.clip):
+            if self.kind == "norm":
+                cg, clipped = clip_by_global_norm(grads, self.threshold, norm)
+            else:
+                cg, clipped = clip_elementwise(grads, self.threshold)
+            if all(self.clip):
+                grads = cg
+            else:
+                mask = self._clip_mask
+                grads = {k: torch.where(mask.reshape(-1, *([1] * (g.dim() - 1))), cg[k], g)
+                         for k, g in grads.items()}
+                clipped = clipped & mask
+        sgd_update(params, grads, self.lr, bad)
+        return bad, clipped & ~bad
+
+    def select(self, keep: list[int], params: dict[str, torch.Tensor] | None = None) -> None:
+        """Keep only the members at positions ``keep`` (those still training).
+
+        ``params`` are the parameters of the ensemble that remains (a rule holding
+        references to the parameters, such as a ``torch.optim`` optimizer, rebinds to
+        them; this one holds none).
+        """
+        idx = torch.as_tensor(keep, dtype=torch.long, device=self.lr.device)
+        self.lr = self.lr[idx].clone()
+        self.threshold = self.threshold[idx].clone()
+        self.clip = [self.clip[j] for j in keep]
+        self._clip_mask = self._clip_mask[idx].clone()
+
+    def state_dict(self) -> dict:
+        """Tensors, lists and strings only (see :mod:`bptt.training.checkpoint`)."""
+        return {"name": self.name, "kind": self.kind, "clip": list(self.clip),
+                "lr": self.lr.detach().cpu().clone(), "threshold": self.threshold.detach().cpu().clone()}
+
+    def load_state_dict(self, state: dict) -> None:
+        if state.get("name", self.name) != self.name:
+            raise ValueError(f"a checkpoint of update rule {state['name']!r} cannot load into {self.name!r}")
+        dev = self.lr.device
+        self.kind = state["kind"]
+        self.clip = [bool(c) for c in state["clip"]]
+        self.lr = state["lr"].to(device=dev, dtype=self.lr.dtype).clone()
+        self.threshold = state["threshold"].to(device=dev, dtype=self.threshold.dtype).clone()
+        self._clip_mask = torch.tensor(self.clip, dtype=torch.bool, device=dev)
+
+
+def _listed(value, n: int, name: str) -> list:
+    if isinstance(value, torch.Tensor):
+        value = value.tolist()
+    if isinstance(value, (list, tuple)):
+        if len(value) != n:
+            raise ValueError(f"{name} has {len(value)} entries for an ensemble of {n}")
+        return [v.item() if isinstance(v, torch.Tensor) else v for v in value]
+    return [value] * n

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import io
+import os
+import signal
 import subprocess
 import sys
 
@@ -10,12 +11,12 @@ import numpy as np
 import pytest
 import torch
 
-import bptt.store
 from bptt.experiments.table1 import NaturalTrainer, evaluate_split, train_natural
 from bptt.methods import METHODS
 from bptt.models import ElmanRNN
 from bptt.omega import alpha_schedule
 from bptt.store import Store
+from bptt.training import checkpoint
 
 from table1_toys import check_outcome, small, toy_music, toy_text
 
@@ -26,12 +27,16 @@ def test_ptb_step_sums_the_cost_keeps_biases_at_zero_and_scales_alpha():
     src = toy_text()
     cfg = small("ptb_1step", hidden=6, window=10, batch_size=2, threshold=1e6)
     trainer = NaturalTrainer(cfg, src, Store(":memory:"))
-    batch = next(src.batches("train", 2, 10))
+    batch = trainer.next_batch(trainer.loop)                 # the first window, as the loop gets it
+    window = next(src.batches("train", 2, 10))
+    assert torch.equal(batch.x, window.x) and torch.equal(batch.mask, window.mask)
     before = {k: v.detach().clone() for k, v in trainer.model.params.items()}
     T = 10
+    assert batch.scale == T and batch.count == 2 * T
     alpha = torch.tensor([alpha_schedule(cfg.alpha_schedule, cfg.method_alpha0(m))(1) for m in METHODS])
-    ref = trainer.model.forward_backward(batch.x, batch.y, alpha=alpha / T, omega="squared", mask=batch.mask)
-    trainer.step(batch)
+    ref = trainer.model.forward_backward(batch.x, batch.y, alpha=alpha / T, omega="squared", h0=batch.h0,
+                                         mask=batch.mask)
+    trainer.loop.step(batch)
     lr = torch.tensor([0.001, 0.01, 0.05])
     for k, p in trainer.model.params.items():
         g = ref.grads[k] * T                               # ∇ of the cost summed over the window
@@ -101,8 +106,8 @@ def test_learning_rates_halve_on_a_rise_and_members_stop_on_their_own():
     assert list(size) == [3, 3, 3, 2, 1, 1]
     # The stored best network is the one of the best epoch.
     _, payload = store.load_checkpoint(runs["msgd-cr"]["id"])
-    best = torch.load(io.BytesIO(payload), weights_only=False)
-    assert best["kind"] == "table1-best" and best["epoch"] == 6
+    best = checkpoint.loads(payload)
+    assert best["kind"] == "member" and best["epoch"] == 6
 
 
 def test_a_member_without_a_finite_validation_figure_diverges():
@@ -116,9 +121,8 @@ def test_a_member_without_a_finite_validation_figure_diverges():
     assert runs["msgd"]["status"] == "diverged" and bad["best_epoch"] == 0 and bad["lr_halvings"] == 3
     assert runs["msgd-c"]["status"] == "succeeded" and good["best_epoch"] == 2 and good["lr_halvings"] == 1
     # Only a member with a best epoch leaves its best network behind.
-    kinds = {m: torch.load(io.BytesIO(store.load_checkpoint(r["id"])[1]), weights_only=False)["kind"]
-             for m, r in runs.items()}
-    assert kinds == {"msgd": "table1-ensemble", "msgd-c": "table1-best"}
+    kinds = {m: checkpoint.loads(store.load_checkpoint(r["id"])[1])["kind"] for m, r in runs.items()}
+    assert kinds == {"msgd": "training", "msgd-c": "member"}
 
 
 def test_training_lowers_the_validation_loss_and_records_everything():
@@ -146,10 +150,9 @@ def test_training_lowers_the_validation_loss_and_records_everything():
         assert mem.valid == valid.min() and mem.epochs == 4
         # The stored best network is the one of the best epoch, and it evaluates as recorded.
         _, payload = store.load_checkpoint(mem.run_id)
-        best = torch.load(io.BytesIO(payload), weights_only=False)
-        assert best["kind"] == "table1-best" and best["epoch"] == mem.best_epoch
-        model = ElmanRNN.from_config(best["model_config"])
-        model.load_state_dict(best["model"])
+        best = checkpoint.loads(payload)
+        assert best["kind"] == "member" and best["epoch"] == mem.best_epoch
+        model = checkpoint.load_model(best)
         nats, count = evaluate_split(model, src, "valid", batch_size=cfg.eval_batch_size, window=cfg.eval_window)
         assert nats[0] / count == pytest.approx(mem.valid, rel=1e-5)
     t = res.timing
@@ -160,17 +163,25 @@ def test_training_lowers_the_validation_loss_and_records_everything():
 # ------------------------------------------------------------------------------- resuming
 
 def _interrupt_at(monkeypatch, call: int, exc: type[BaseException]):
-    real = NaturalTrainer.step
+    """At the ``call``-th update: a SIGINT (deferred to the update's end) or an exception."""
+    real = NaturalTrainer.next_batch
     count = {"n": 0}
 
-    def step(self, batch):
+    def next_batch(self, loop):
         count["n"] += 1
         if count["n"] == call:
-            raise exc("stop here")
-        return real(self, batch)
+            if exc is KeyboardInterrupt:
+                os.kill(os.getpid(), signal.SIGINT)
+            else:
+                raise exc("stop here")
+        return real(self, loop)
 
-    monkeypatch.setattr(NaturalTrainer, "step", step)
-    return lambda: monkeypatch.setattr(NaturalTrainer, "step", real)
+    monkeypatch.setattr(NaturalTrainer, "next_batch", next_batch)
+    return lambda: monkeypatch.setattr(NaturalTrainer, "next_batch", real)
+
+
+#: Curves that measure time, which no two runs share.
+TIMINGS = {"epoch_seconds", "eval_seconds", "ms_per_update"}
 
 
 @pytest.mark.parametrize("exc", [KeyboardInterrupt, RuntimeError])
@@ -194,9 +205,14 @@ def test_interrupted_or_killed_training_resumes_exactly(monkeypatch, exc):
                                                                        b.best_epoch, b.updates)
         assert b.status == a.status and b.stop_reason == a.stop_reason
         check_outcome(store, b.run_id)
-        for name in ("valid_nll", "lr"):
-            np.testing.assert_array_equal(straight_store.get_curve(a.run_id)[name][1],
-                                          store.get_curve(b.run_id)[name][1])
+        want, got = straight_store.get_curve(a.run_id), store.get_curve(b.run_id)
+        assert sorted(want) == sorted(got)
+        for name in sorted(set(want) - TIMINGS):            # every curve, number for number
+            np.testing.assert_array_equal(want[name][0], got[name][0], err_msg=name)
+            np.testing.assert_array_equal(want[name][1], got[name][1], err_msg=name)
+        assert straight_store.get_run(a.run_id)["metrics"] == store.get_run(b.run_id)["metrics"]
+        assert [(e["step"], e["kind"], e["detail"]) for e in straight_store.events(a.run_id)] == \
+            [(e["step"], e["kind"], e["detail"]) for e in store.events(b.run_id)]
     again = train_natural(cfg, store, source=src)
     assert again.reused and len(store.list_runs()) == 3
 
@@ -211,7 +227,7 @@ def test_runs_live_in_another_process_are_left_alone_and_resumed_once_it_died(mo
     try:
         store = Store(":memory:")
         # The runs are started as if by the other process, which then stops writing.
-        monkeypatch.setattr(bptt.store.os, "getpid", lambda: other.pid)
+        monkeypatch.setattr(os, "getpid", lambda: other.pid)
         restore = _interrupt_at(monkeypatch, 5, RuntimeError)
         with pytest.raises(RuntimeError, match="stop here"):
             train_natural(cfg, store, source=src)

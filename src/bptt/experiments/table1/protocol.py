@@ -10,12 +10,14 @@ validated :class:`NaturalConfig`.
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass
 
 from bptt.methods import METHODS, Method
-from bptt.omega import alpha_schedule, check_omega
+from bptt.engine.units import UNITS
+from bptt.models.init import INITS
+from bptt.omega import OMEGA_VARIANTS
 from bptt.store import config_key
+from bptt.validation import NONE, Check, Interval, Options, check_params
 
 __all__ = [
     "DATASETS", "BUDGETS", "DATASET_LABEL", "PAPER_TABLE1", "PROTOCOL", "BUDGET_SETTINGS",
@@ -82,6 +84,28 @@ BUDGET_SETTINGS: dict[str, dict[str, dict]] = {
 }
 
 
+_POSITIVE_INT = Interval(1, None, integer=True)
+_RATE = Interval(0, None, closed="neither")
+_FLAG = Check(lambda v: isinstance(v, bool), "True or False")
+#: What each field of :class:`NaturalConfig` must be (see :mod:`bptt.validation`).
+CONSTRAINTS = {
+    "dataset": [Options(DATASETS)], "budget": [Options(BUDGETS)],
+    **{name: [_POSITIVE_INT] for name in ("hidden", "window", "batch_size", "eval_batch_size", "eval_window",
+                                          "max_epochs", "patience", "record_every", "checkpoint_every", "ahead")},
+    "unit": [Options(UNITS)], "init": [Options(INITS)],
+    "lr": [_RATE, Check(lambda v: isinstance(v, dict) and all(k in METHODS and _RATE.holds(x) for k, x in v.items()),
+                        "a mapping of method names to such numbers")],
+    "threshold": [_RATE], "alpha0": [Interval(0, None)], "rel_tol": [Interval(0, None)],
+    "alpha_schedule": [Options("constant", "inverse")], "omega": [Options(OMEGA_VARIANTS)],
+    "bias": [_FLAG], "summed_cost": [_FLAG], "halve_lr_on_rise": [_FLAG], "eval_train": [_FLAG],
+    "max_updates_per_epoch": [NONE, _POSITIVE_INT], "eval_windows": [NONE, _POSITIVE_INT],
+    "methods": [Check(lambda v: isinstance(v, (list, tuple)) and len(v) > 0 and len(set(v)) == len(v)
+                      and all(m in METHODS for m in v), f"distinct names from {', '.join(METHODS)}")],
+    "seed": [Interval(0, None, integer=True)], "dtype": [Options("float32", "float64")],
+    "device": [Check(lambda v: isinstance(v, str) and bool(v), "a device name such as 'cpu' or 'cuda'")],
+}
+
+
 @dataclass
 class NaturalConfig:
     """Everything that defines the training of one data set's ensemble.
@@ -91,7 +115,7 @@ class NaturalConfig:
     MSGD-CR, α_t = alpha0 / t (``"inverse"``) or alpha0 (``"constant"``) at update t.
     ``eval_windows`` (smoke budget only) restricts evaluation to the first windows of
     each split; by default every step of every split is evaluated. ``methods`` may be
-    given as names; :meth:`validate` turns them into :class:`bptt.methods.Method`.
+    given as names; they become :class:`bptt.methods.Method` on construction.
     """
 
     dataset: str
@@ -125,33 +149,18 @@ class NaturalConfig:
     record_every: int = 10
     checkpoint_every: int = 1000
 
+    def __post_init__(self) -> None:
+        self.methods = tuple(Method(m) if m in METHODS else m for m in self.methods)
+
     def validate(self) -> "NaturalConfig":
-        """Check every field and return ``self``; ``ValueError`` naming the first bad one."""
-        if self.dataset not in DATASETS:
-            raise ValueError(f"unknown data set {self.dataset!r}; choose one of {', '.join(DATASETS)}")
-        if self.budget not in BUDGETS:
-            raise ValueError(f"unknown budget {self.budget!r}; choose one of {', '.join(BUDGETS)}")
-        methods = tuple(self.methods)
-        if not methods or any(m not in METHODS for m in methods) or len(set(methods)) != len(methods):
-            raise ValueError(f"methods must be distinct names from {', '.join(METHODS)}, got {methods}")
-        self.methods = tuple(Method(m) for m in methods)
-        check_omega(self.omega)
-        alpha_schedule(self.alpha_schedule, self.alpha0)
-        for name in ("hidden", "window", "batch_size", "eval_batch_size", "eval_window", "max_epochs",
-                     "patience", "record_every", "checkpoint_every", "ahead"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("max_updates_per_epoch", "eval_windows"):
-            if getattr(self, name) is not None and getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1 or None, got {getattr(self, name)}")
-        for m in self.methods:
-            lr = self.method_lr(m)
-            if not (lr > 0 and math.isfinite(lr)):
-                raise ValueError(f"learning rate of {m} must be > 0, got {lr}")
-        if not (self.threshold > 0 and math.isfinite(self.threshold)):
-            raise ValueError(f"clipping threshold must be finite and > 0, got {self.threshold}")
-        if self.dtype not in ("float32", "float64"):
-            raise ValueError(f"dtype must be 'float32' or 'float64', got {self.dtype!r}")
+        """Check every field (see :data:`CONSTRAINTS`) and return ``self``; ``ValueError``
+        naming the first bad one. Changes nothing."""
+        check_params(dataclasses.asdict(self), CONSTRAINTS, {"lr": "learning rate",
+                                                             "threshold": "clipping threshold"})
+        if isinstance(self.lr, dict):
+            for m in self.methods:
+                if m not in self.lr:
+                    raise ValueError(f"learning rate of {m} is missing from lr={self.lr}")
         return self
 
     @property

@@ -6,8 +6,8 @@ on four piano-roll data sets and on character-level Penn Treebank, and reports t
 training and test figure at the best validation point. Here the three methods of one
 data set are one ensemble of E = 3 members with identical initial weights, fed the
 same windows; learning rate, clipping threshold and α are per-member ``[E]`` tensors
-(MSGD's threshold lies above the non-finite guard's limit, so it never clips; α is 0
-for the members without Ω).
+(MSGD does not clip: :class:`bptt.optim.PaperSGD` clips only the members whose method
+does; α is 0 for the members without Ω).
 
 The loop, for one data set::
 
@@ -50,27 +50,35 @@ nats per step), ``grad_norm``
 ``checkpoint_every`` updates and at every epoch's end; a killed or interrupted run
 resumes exactly where it stopped when the same command runs again; a finished one is
 read back from the store instead of trained again.
+
+**The loop.** :class:`NaturalTrainer` is the schedule of the corpora on the one training
+loop (:class:`bptt.training.loop.TrainingLoop`): the loop does the update (the model
+pass, guard, clipping, SGD with :class:`bptt.optim.PaperSGD`), the records, the
+checkpoints (:mod:`bptt.training.checkpoint`) and the interrupts; this module feeds it
+windows and does what happens at each epoch's end.
 """
+
 
 from __future__ import annotations
 
 import dataclasses
-import io
 import math
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
 
-from bptt.clip import clip_by_global_norm, global_norm
 from bptt.methods import Method
 from bptt.models import ElmanRNN
 from bptt.omega import alpha_schedule
-from bptt.optim.sgd import NORM_LIMIT, nonfinite, sgd_update
+from bptt.optim import PaperSGD
 from bptt.store import OUTCOME_STATUSES, Status
+from bptt.training import checkpoint
+from bptt.training import loop as core
+from bptt.training.loop import Schedule, TrainingLoop
 
 from .protocol import NaturalConfig
 from .sources import Batch, evaluate_split, load_source
@@ -84,24 +92,24 @@ STALE_AFTER_S = 1800.0
 
 @dataclass
 class _Member:
-    """The bookkeeping of one ensemble member (one method)."""
+    """What Table 1 keeps about one member (one method) beyond the loop's bookkeeping."""
 
     method: str
     lr: float
     threshold: float | None
     alpha0: float
-    run_id: int | None = None
-    status: str = Status.RUNNING.value
     stop_reason: str = ""
     best_epoch: int = 0
     best: dict = field(default_factory=lambda: {"train": math.nan, "valid": math.inf, "test": math.nan})
     prev_valid: float = math.nan
     bad_epochs: int = 0
     halvings: int = 0
-    updates: int = 0
-    clipped: int = 0
-    nonfinite: int = 0
     epochs: int = 0
+
+    @classmethod
+    def from_state(cls, d: dict) -> "_Member":
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
 
 
 @dataclass
@@ -140,6 +148,8 @@ class DatasetResult:
 class _EpochStats:
     """Per-member sums over one epoch's updates."""
 
+    ARRAYS = ("loss_nats", "norm_sum", "norm_max", "clipped", "nonfinite", "omega_sum")
+
     def __init__(self, E: int) -> None:
         self.loss_nats = np.zeros(E)
         self.count = 0.0
@@ -151,8 +161,29 @@ class _EpochStats:
         self.omega_sum = np.zeros(E)
         self.seconds = 0.0
 
+    def add(self, block: dict[str, np.ndarray], counts: list[float]) -> None:
+        """Add a block of per-update records (``[n, E]``), update by update."""
+        for i, count in enumerate(counts):
+            loss, norm = block["loss"][i], block["grad_norm"][i]
+            self.loss_nats += loss * count
+            self.count += count
+            self.updates += 1
+            finite_norm = np.where(np.isfinite(norm), norm, 0.0)
+            self.norm_sum += finite_norm
+            self.norm_max = np.maximum(self.norm_max, finite_norm)
+            self.clipped += block["clipped"][i]
+            self.nonfinite += block["nonfinite"][i]
+            self.omega_sum += block["omega"][i]
 
-_BLOCK_FIELDS = ("loss", "grad_norm", "clipped", "omega", "nonfinite")
+    def state(self) -> dict:
+        return {k: torch.from_numpy(v.copy()) if isinstance(v, np.ndarray) else v for k, v in vars(self).items()}
+
+    @classmethod
+    def from_state(cls, state: dict) -> "_EpochStats":
+        self = cls(0)
+        for k, v in state.items():
+            setattr(self, k, v.numpy().astype(np.float64) if isinstance(v, torch.Tensor) else v)
+        return self
 
 
 @contextmanager
@@ -168,11 +199,10 @@ def _num_threads(n: int | None):
         torch.set_num_threads(saved)
 
 
-class NaturalTrainer:
-    """Trains the methods of one data set as one ensemble (see the module docstring).
-
-    Members keep plain strings (the method's name, the status) so that checkpoints hold
-    no enum.
+class NaturalTrainer(Schedule):
+    """The schedule of one data set's ensemble on the training loop (see the module
+    docstring): epochs of windows with the state carried, evaluation at each epoch's
+    end, learning-rate halving, patience, and the best parameters of each member.
 
     Args:
         config: a validated :class:`NaturalConfig` (see :func:`protocol`).
@@ -182,214 +212,117 @@ class NaturalTrainer:
         echo: called with one line per epoch.
     """
 
+    problem = "table1"
+
     def __init__(self, config: NaturalConfig, source, store, *, progress: bool = False,
                  echo: Callable[[str], None] | None = None) -> None:
-        self.config = config.validate()
-        c = config
+        self.config = c = config.validate()
         self.source = source
         self.store = store
         self.progress = progress
         self.echo = echo or (lambda s: None)
-        dtype = getattr(torch, c.dtype)
         E = len(c.methods)
-        self.model = ElmanRNN(source.n_in, c.hidden, source.n_out, unit=c.unit, init=c.init,
-                              output=source.output, seeds=[c.seed] * E, dtype=dtype, device=c.device)
-        self.members = [_Member(m.value, c.method_lr(m), c.method_threshold(m), c.method_alpha0(m))
+        model = ElmanRNN(source.n_in, c.hidden, source.n_out, unit=c.unit, init=c.init,
+                         output=source.output, seeds=[c.seed] * E, dtype=getattr(torch, c.dtype), device=c.device)
+        self.members = [_Member(Method(m).value, c.method_lr(m), c.method_threshold(m), c.method_alpha0(m))
                         for m in c.methods]
-        self.active = list(range(E))
+        self.loop = TrainingLoop(
+            model, self._rule(model, self.members), alpha=[alpha_schedule(c.alpha_schedule, m.alpha0)
+                                                          for m in self.members],
+            omega=c.omega, omega_when_unweighted=False, frozen=() if c.bias else ("b",), store=store,
+            record_every=c.record_every, checkpoint_every=c.checkpoint_every)
         self.epoch = 0               # completed epochs
         self.position = 0            # windows done in the current epoch
-        self.update = 0
         self.h: torch.Tensor | None = None
         self.stats = _EpochStats(E)
         self.best_params: dict[int, dict[str, torch.Tensor]] = {}
-        self._block: dict[str, list[np.ndarray]] = {k: [] for k in _BLOCK_FIELDS}
-        self._schedules = [alpha_schedule(c.alpha_schedule, mem.alpha0) for mem in self.members]
-        self._consistent = True
+        self._windows: Iterator[Batch] | None = None
+        self._n_windows = 0
+        self._bar = None
+        self._started = 0.0
 
-    # -- per-member tensors over the active members ------------------------------------------
-    def _tensor(self, values: list[float]) -> torch.Tensor:
-        return torch.tensor(values, dtype=self.model.dtype, device=self.model.device)
+    @staticmethod
+    def _rule(model: ElmanRNN, members: list[_Member]) -> PaperSGD:
+        return PaperSGD([m.lr for m in members], threshold=[m.threshold or 1.0 for m in members],
+                        clip=[Method(m.method).clips for m in members], kind="norm",
+                        dtype=model.dtype, device=model.device)
 
-    def _lr(self) -> torch.Tensor:
-        return self._tensor([self.members[m].lr for m in self.active])
+    @property
+    def model(self) -> ElmanRNN:
+        return self.loop.model
 
-    def _threshold(self) -> torch.Tensor:
-        # MSGD's "threshold" lies above the guard's limit: a norm that large is never
-        # clipped, it is caught by the guard instead.
-        return self._tensor([self.members[m].threshold or 10.0 * NORM_LIMIT for m in self.active])
+    @property
+    def active(self) -> list[int]:
+        return self.loop.active
 
-    def _alpha(self, t: int) -> torch.Tensor:
-        return self._tensor([self._schedules[m](t) for m in self.active])
+    @property
+    def update(self) -> int:
+        return self.loop.update
 
-    # -- store --------------------------------------------------------------------------------
     def run_key(self, method: str) -> str:
         return f"table1:{self.config.group}:{method}"
 
-    def _start_runs(self) -> None:
-        for mem in self.members:
-            if mem.run_id is None:
-                mem.run_id = self.store.start_run(self.config.member(mem.method), sweep="table1",
-                                                  key=self.run_key(mem.method))
-
-    def _flush_block(self) -> None:
-        if not self._block["loss"]:
-            return
-        block = {k: np.stack(v) for k, v in self._block.items()}
-        self._block = {k: [] for k in _BLOCK_FIELDS}
-        for j, m in enumerate(self.active):
-            self.store.log_curve(self.members[m].run_id, [{
-                "step": self.update,
-                "loss": float(np.mean(block["loss"][:, j])),
-                "grad_norm": float(np.max(block["grad_norm"][:, j])),
-                "grad_norm_mean": float(np.mean(block["grad_norm"][:, j])),
-                "clipped": float(np.mean(block["clipped"][:, j])),
-                "omega": float(np.mean(block["omega"][:, j])),
-                "nonfinite": float(np.sum(block["nonfinite"][:, j]))}])
-
-    # -- checkpoints ----------------------------------------------------------------------------
-    def state(self) -> dict:
-        s = self.stats
-        return {"kind": "table1-ensemble", "config": self.config.as_dict(), "epoch": self.epoch,
-                "position": self.position, "update": self.update, "active": list(self.active),
-                "members": [dataclasses.asdict(m) for m in self.members],
-                "model": {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()},
-                "model_config": self.model.config(),
-                "h": None if self.h is None else self.h.detach().cpu().clone(),
-                "stats": {k: getattr(s, k) for k in vars(s)},
-                "best_params": {m: {k: v.cpu() for k, v in p.items()} for m, p in self.best_params.items()}}
-
-    def save_checkpoint(self) -> None:
-        self._flush_block()
-        buf = io.BytesIO()
-        torch.save(self.state(), buf)
-        payload = buf.getvalue()
-        self.store.save_checkpoints([(self.members[m].run_id, self.update, payload) for m in self.active])
-
-    @classmethod
-    def from_state(cls, state: dict, source, store, *, progress: bool = False,
-                   echo: Callable[[str], None] | None = None) -> "NaturalTrainer":
-        """Rebuild a trainer exactly as it was when ``state`` was saved."""
-        cfg = dict(state["config"])
-        cfg["methods"] = tuple(cfg["methods"])
-        self = cls(NaturalConfig(**cfg), source, store, progress=progress, echo=echo)
-        self.epoch, self.position, self.update = state["epoch"], state["position"], state["update"]
-        self.active = list(state["active"])
-        self.members = [_Member(**m) for m in state["members"]]
-        device = self.config.device
-        self.model = ElmanRNN.from_config(state["model_config"], device=device)
-        self.model.load_state_dict(state["model"])
-        self.h = None if state["h"] is None else state["h"].to(device)
-        stats = _EpochStats(len(self.active))
-        for k, v in state["stats"].items():
-            setattr(stats, k, v)
-        self.stats = stats
-        self.best_params = {int(m): {k: v.to(device) for k, v in p.items()}
-                            for m, p in state["best_params"].items()}
-        return self
-
-    # -- one update -----------------------------------------------------------------------------
-    def step(self, batch: Batch) -> None:
-        """One update of every active member on one window."""
-        c = self.config
-        x, y, mask, reset = batch
-        B = x.shape[1]
-        if self.h is None or self.h.shape[1] != B:
-            self.h = torch.zeros(len(self.active), B, c.hidden, dtype=self.model.dtype, device=self.model.device)
-        elif reset is not None and bool(reset.any()):
-            self.h[:, reset] = 0.0
-        t = self.update + 1
-        count = float(mask.sum())
-        scale = count / B if c.summed_cost else 1.0           # steps per lane: summed cost
-        alpha = self._alpha(t)
-        use_omega = bool((alpha > 0).any())
-        out = self.model.forward_backward(x, y, alpha=alpha / scale, omega=c.omega if use_omega else None,
-                                          h0=self.h, mask=mask)
-        grads, norm = out.grads, out.grad_norm
-        if not c.bias:
-            grads["b"] = torch.zeros_like(grads["b"])
-            norm = global_norm(grads)
-        if scale != 1.0:
-            grads = {k: g * scale for k, g in grads.items()}
-            norm = norm * scale
-        bad = nonfinite(norm)
-        grads, clipped = clip_by_global_norm(grads, self._threshold(), norm)
-        # From here on the state changes; an interrupt before the caller has advanced
-        # ``position`` leaves it inconsistent, and the last checkpoint is kept instead.
-        self._consistent = False
-        sgd_update(self.model.params, grads, self._lr(), bad)
-        self.h = out.h_last
-        self.update = t
-
-        loss = out.loss.detach().to("cpu", torch.float64).numpy()
-        norm_np = norm.detach().to("cpu", torch.float64).numpy()
-        clipped_np = (clipped & ~bad).cpu().numpy().astype(np.float64)
-        bad_np = bad.cpu().numpy().astype(np.float64)
-        omega_np = out.omega.detach().to("cpu", torch.float64).numpy()
-        for k, v in zip(_BLOCK_FIELDS, (loss, norm_np, clipped_np, omega_np, bad_np)):
-            self._block[k].append(v)
-        s = self.stats
-        s.loss_nats += loss * count
-        s.count += count
-        s.updates += 1
-        finite_norm = np.where(np.isfinite(norm_np), norm_np, 0.0)
-        s.norm_sum += finite_norm
-        s.norm_max = np.maximum(s.norm_max, finite_norm)
-        s.clipped += clipped_np
-        s.nonfinite += bad_np
-        s.omega_sum += omega_np
-        for j, m in enumerate(self.active):
-            mem = self.members[m]
-            mem.updates += 1
-            mem.clipped += int(clipped_np[j])
-            if bad_np[j]:
-                mem.nonfinite += 1
-                self.store.log_event(mem.run_id, self.update, "nonfinite",
-                                     f"gradient norm {norm_np[j]:.3g}: update skipped, W_rec shrunk")
-
-    # -- one epoch ----------------------------------------------------------------------------
+    # -- the windows of an epoch -----------------------------------------------------------------
     def _epoch_seed(self) -> int:
         return int(np.random.SeedSequence([self.config.seed, 7919, self.epoch]).generate_state(1)[0])
 
-    def train_epoch(self) -> None:
-        """Train over the windows of the epoch, from ``position`` on (a resumed epoch)."""
+    def _open_epoch(self) -> None:
         from tqdm.auto import tqdm
 
         c = self.config
         seed = self._epoch_seed()
-        n_windows = self.source.n_windows("train", c.batch_size, c.window, rng=seed)
-        if c.max_updates_per_epoch is not None:
-            n_windows = min(n_windows, c.max_updates_per_epoch)
+        n = self.source.n_windows("train", c.batch_size, c.window, rng=seed)
+        self._n_windows = n if c.max_updates_per_epoch is None else min(n, c.max_updates_per_epoch)
         if self.position == 0:
             self.h = None
-        bar = tqdm(total=n_windows, initial=self.position, disable=not self.progress, unit="upd",
-                   dynamic_ncols=True, leave=False, desc=f"{c.dataset} epoch {self.epoch + 1}")
-        started = time.perf_counter()
-        try:
-            for k, batch in enumerate(self.source.batches("train", c.batch_size, c.window, rng=seed,
-                                                          device=self.model.device)):
-                if k >= n_windows:
-                    break
-                if k < self.position:
-                    continue
-                self.step(batch)
-                self.position = k + 1
-                self._consistent = True
-                if self.update % c.record_every == 0:
-                    self._flush_block()
-                if self.update % c.checkpoint_every == 0:
-                    self.stats.seconds += time.perf_counter() - started
-                    self.save_checkpoint()
-                    started = time.perf_counter()
-                bar.update(1)
-                if self.stats.updates and self.stats.count:
-                    run = self.stats.loss_nats / self.stats.count
-                    bar.set_postfix(loss=" ".join(f"{self.source.to_measure(v, 1.0):.3f}" for v in run))
-        finally:
-            self.stats.seconds += time.perf_counter() - started
-            bar.close()
-        self._flush_block()
+        windows = self.source.batches("train", c.batch_size, c.window, rng=seed, device="cpu")
+        for _ in range(self.position):                 # a resumed epoch
+            next(windows)
+        self._windows = windows
+        self._bar = tqdm(total=self._n_windows, initial=self.position, disable=not self.progress, unit="upd",
+                         dynamic_ncols=True, leave=False, desc=f"{c.dataset} epoch {self.epoch + 1}")
 
+    def next_batch(self, loop: TrainingLoop) -> core.Batch:
+        if self._windows is None:
+            self._open_epoch()
+        self._started = time.perf_counter()
+        x, y, mask, reset = next(self._windows)                  # on the CPU: no wait for the device
+        dev = self.model.device
+        B = x.shape[1]
+        if self.h is None or self.h.shape[1] != B:
+            self.h = torch.zeros(len(loop.active), B, self.config.hidden, dtype=self.model.dtype, device=dev)
+        elif reset is not None and bool(reset.any()):                # lanes that start a new sequence
+            keep = ~reset.to(dev, non_blocking=True).reshape(1, B, 1)
+            self.h = torch.where(keep, self.h, torch.zeros((), dtype=self.h.dtype, device=dev))
+        count = float(mask.sum())
+        scale = count / B if self.config.summed_cost else 1.0     # steps per lane: the summed cost
+        return core.Batch(x.to(dev, non_blocking=True), y.to(dev, non_blocking=True), h0=self.h,
+                          mask=mask.to(dev, non_blocking=True), scale=scale, count=count)
+
+    def after_update(self, loop: TrainingLoop, out) -> None:
+        self.h = out.h_last
+        self.position += 1
+        self.stats.seconds += time.perf_counter() - self._started
+        if self._bar is not None:
+            self._bar.update(1)
+        if self.position < self._n_windows:
+            return
+        self._close_epoch()
+        loop.flush(self)
+        self.end_epoch()
+        if loop.active:
+            loop.save_checkpoint(self)
+
+    def _close_epoch(self) -> None:
+        self._windows = None
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+    def on_block(self, loop: TrainingLoop, block: dict[str, np.ndarray], counts: list[float]) -> None:
+        self.stats.add(block, counts)
+
+    # -- the end of an epoch ------------------------------------------------------------------------
     def evaluate(self, split: str) -> np.ndarray:
         """The data set's measure for every active member over ``split``."""
         c = self.config
@@ -402,11 +335,10 @@ class NaturalTrainer:
 
     def end_epoch(self) -> None:
         """Evaluate, record, halve learning rates, remember the best, retire members."""
-        c = self.config
+        c, loop = self.config, self.loop
         t0 = time.perf_counter()
         figures = {split: self.evaluate(split) for split in (["train"] if c.eval_train else []) + ["valid", "test"]}
         eval_seconds = time.perf_counter() - t0
-        self._consistent = False            # until the bookkeeping below is complete
         self.epoch += 1
         s = self.stats
         E = len(self.active)
@@ -414,12 +346,12 @@ class NaturalTrainer:
         retire: list[int] = []
         lines = []
         for j, m in enumerate(self.active):
-            mem = self.members[m]
+            mem, run_id = self.members[m], loop.members[m].run_id
             mem.epochs = self.epoch
             valid = float(figures["valid"][j])
             train = float(figures["train"][j]) if c.eval_train else self.source.to_measure(running[j], 1.0)
             test = float(figures["test"][j])
-            self.store.log_curve(mem.run_id, [{
+            self.store.log_curve(run_id, [{
                 "step": self.epoch, "train_nll": train, "valid_nll": valid, "test_nll": test,
                 "train_running": self.source.to_measure(running[j], 1.0), "lr": mem.lr,
                 "epoch_updates": s.updates, "epoch_seconds": s.seconds, "eval_seconds": eval_seconds,
@@ -442,7 +374,8 @@ class NaturalTrainer:
             if c.halve_lr_on_rise and rose:
                 mem.lr /= 2.0
                 mem.halvings += 1
-                self.store.log_event(mem.run_id, self.update, "lr_halved",
+                loop.rule.lr[j] = mem.lr
+                self.store.log_event(run_id, self.update, "lr_halved",
                                      f"epoch {self.epoch}: validation {valid:.4f} after {mem.prev_valid:.4f}; "
                                      f"learning rate now {mem.lr:g}")
             mem.prev_valid = valid
@@ -458,64 +391,84 @@ class NaturalTrainer:
                   + f"   [{s.updates} updates, {s.seconds:.1f} s + eval {eval_seconds:.1f} s]")
         for j in retire:
             self._finish(self.active[j])
-        keep = [j for j in range(E) if j not in retire]
-        self.active = [self.active[j] for j in keep]
-        if retire and keep:
-            self.model = self.model.select(keep)
+        loop.retire(retire, self)
         self.stats = _EpochStats(len(self.active))
         self.position = 0
         self.h = None
-        self._consistent = True
 
-    def _finish(self, m: int, status: Status | None = None) -> None:
+    def _finish(self, m: int) -> None:
         mem = self.members[m]
-        if status is None:
-            status = Status.SUCCEEDED if math.isfinite(mem.best["valid"]) else Status.DIVERGED
-        mem.status = status.value
-        if status != Status.STOPPED:
-            params = self.best_params.get(m)
-            if params is not None:
-                member = ElmanRNN.from_config(self.model.config() | {"seeds": [self.config.seed]},
-                                              device=self.model.device)
-                with torch.no_grad():
-                    for k, p in member.params.items():
-                        p.copy_(params[k])
-                buf = io.BytesIO()
-                torch.save({"kind": "table1-best", "model": member.state_dict(),
-                            "model_config": member.config(), "epoch": mem.best_epoch}, buf)
-                self.store.save_checkpoints([(mem.run_id, self.update, buf.getvalue())])
-        self.store.finish_run(mem.run_id, status, self.metrics(m))
+        status = Status.SUCCEEDED if math.isfinite(mem.best["valid"]) else Status.DIVERGED
+        params = self.best_params.get(m)
+        network = None
+        if params is not None:
+            network = ElmanRNN.from_config(self.model.config() | {"seeds": [self.config.seed]},
+                                           device=self.model.device)
+            with torch.no_grad():
+                for k, p in network.params.items():
+                    p.copy_(params[k])
+        self.loop.finish(m, status, self.metrics(self.loop, m), network=network, epoch=mem.best_epoch)
 
-    def metrics(self, m: int) -> dict:
-        mem = self.members[m]
+    def metrics(self, loop: TrainingLoop, m: int) -> dict:
+        mem, core_mem = self.members[m], loop.members[m]
         return {"best_epoch": mem.best_epoch, "train": mem.best["train"], "valid": mem.best["valid"],
-                "test": mem.best["test"], "epochs": mem.epochs, "updates": mem.updates,
-                "clipped_fraction": mem.clipped / max(mem.updates, 1), "nonfinite": mem.nonfinite,
+                "test": mem.best["test"], "epochs": mem.epochs, "updates": core_mem.updates,
+                "clipped_fraction": core_mem.clipped / max(core_mem.updates, 1), "nonfinite": core_mem.nonfinite,
                 "lr_final": mem.lr, "lr_halvings": mem.halvings, "stop_reason": mem.stop_reason,
                 "measure": self.config.measure}
 
-    # -- the loop -------------------------------------------------------------------------------
+    # -- checkpoints --------------------------------------------------------------------------------
+    def config_dict(self) -> dict:
+        return self.config.as_dict()
+
+    def schedule_state(self) -> dict:
+        return {"epoch": self.epoch, "position": self.position,
+                "h": None if self.h is None else self.h.detach().cpu().clone(),
+                "stats": self.stats.state(), "members": [dataclasses.asdict(m) for m in self.members],
+                "best_params": {m: {k: v.detach().cpu().clone() for k, v in p.items()}
+                                for m, p in self.best_params.items()}}
+
+    @classmethod
+    def from_state(cls, state: dict, source, store, *, progress: bool = False,
+                   echo: Callable[[str], None] | None = None) -> "NaturalTrainer":
+        """Rebuild a trainer exactly as it was when the checkpoint ``state`` was taken."""
+        if state.get("kind") != "training" or state.get("problem") != cls.problem:
+            raise ValueError(f"not a training checkpoint of Table 1 (kind {state.get('kind')!r}, "
+                             f"problem {state.get('problem')!r})")
+        self = cls(NaturalConfig(**state["config"]), source, store, progress=progress, echo=echo)
+        sched, loop = state["schedule"], self.loop
+        device = self.config.device
+        self.epoch, self.position = int(sched["epoch"]), int(sched["position"])
+        self.members = [_Member.from_state(d) for d in sched["members"]]
+        loop.model = ElmanRNN.from_config(state["model_config"], device=device)
+        loop.model.load_state_dict(state["model"])
+        loop.load_loop_state(state["loop"])
+        if state["rule"] is None:                    # version 1: the rule follows from the members
+            loop.rule = cls._rule(loop.model, self.members)
+            loop.rule.select(loop.active, loop.model.params)
+        else:
+            loop.rule.load_state_dict(state["rule"])
+        self.h = None if sched["h"] is None else sched["h"].to(device)
+        self.stats = _EpochStats.from_state(sched["stats"])
+        self.best_params = {int(m): {k: v.to(device) for k, v in p.items()} for m, p in sched["best_params"].items()}
+        return self
+
+    # -- the run -------------------------------------------------------------------------------------
     def run(self, threads: int | None = None) -> None:
         """Train until every member stopped.
 
-        A ``KeyboardInterrupt`` saves a checkpoint, marks the unfinished runs ``stopped``
-        and is re-raised; training the same configuration again resumes from there.
+        An interrupt (SIGINT, SIGTERM, ``KeyboardInterrupt``) stops after the update in
+        progress, saves a checkpoint, marks the unfinished runs ``stopped`` and is
+        re-raised; training the same configuration again resumes from there.
         """
-        self._start_runs()
+        c = self.config
+        self.loop.start_runs([c.member(m.method) for m in self.members], sweep="table1",
+                             keys=[self.run_key(m.method) for m in self.members])
         with _num_threads(threads):
             try:
-                while self.active:
-                    self.train_epoch()
-                    self.end_epoch()
-                    if self.active:
-                        self.save_checkpoint()
-            except KeyboardInterrupt:
-                if self._consistent:
-                    self.save_checkpoint()
-                for m in self.active:
-                    self.members[m].status = Status.STOPPED.value
-                    self.store.finish_run(self.members[m].run_id, Status.STOPPED, self.metrics(m))
-                raise
+                self.loop.run(self)
+            finally:
+                self._close_epoch()
 
 
 def _summaries(store, config: NaturalConfig, runs: dict[str, dict]) -> list[MemberSummary]:
@@ -563,10 +516,11 @@ def train_natural(config: NaturalConfig, store, *, source=None, data_dir=None, p
 
     When every member of ``config`` already has a finished run in ``store``, its
     results are read back and nothing is trained (unless ``restart``). When runs of
-    it were stopped or their process died, training resumes from the latest
-    checkpoint. Otherwise it starts afresh. A run of it still live in another process
-    (:meth:`bptt.store.Store.is_live`: written to within :data:`STALE_AFTER_S` seconds by a
-    process not known to be dead) raises ``RuntimeError``.
+    it were stopped or their process died, training resumes from the newest
+    checkpoint (:func:`bptt.training.checkpoint.latest_training`). Otherwise it starts
+    afresh. A run of it still live in another process (:meth:`bptt.store.Store.is_live`:
+    written to within :data:`STALE_AFTER_S` seconds by a process not known to be dead)
+    raises ``RuntimeError``.
     """
     echo = echo or (lambda s: None)
     config = config.validate()
@@ -590,23 +544,20 @@ def train_natural(config: NaturalConfig, store, *, source=None, data_dir=None, p
         source = load_source(config.dataset, data_dir, cache=cache)
     trainer = None
     unfinished = [r for r in latest.values() if r["status"] in (Status.RUNNING, Status.STOPPED)]
-    checkpoints = [store.load_checkpoint(r["id"]) for r in unfinished]
-    checkpoints = [ck for ck in checkpoints if ck is not None]
-    if checkpoints:
-        step, payload = max(checkpoints, key=lambda sp: sp[0])
-        state = torch.load(io.BytesIO(payload), weights_only=False)
-        if state.get("kind") == "table1-ensemble":
-            trainer = NaturalTrainer.from_state(state, source, store, progress=progress, echo=echo)
-            for m in trainer.active:
-                store.update_run(trainer.members[m].run_id, status=Status.RUNNING)
-            echo(f"{config.dataset}: resuming at epoch {trainer.epoch + 1}, update {trainer.update}")
+    found = checkpoint.latest_training(store, [r["id"] for r in unfinished])
+    if found is not None and found[1]["problem"] == NaturalTrainer.problem:
+        trainer = NaturalTrainer.from_state(found[1], source, store, progress=progress, echo=echo)
+        for m in trainer.active:
+            trainer.loop.members[m].status = Status.RUNNING.value
+            store.update_run(trainer.loop.members[m].run_id, status=Status.RUNNING)
+        echo(f"{config.dataset}: resuming at epoch {trainer.epoch + 1}, update {trainer.update}")
     if trainer is None:
         for r in unfinished:
             if r["status"] == Status.RUNNING:
                 store.finish_run(r["id"], Status.STOPPED, {"stop_reason": "abandoned before its first checkpoint"})
         trainer = NaturalTrainer(config, source, store, progress=progress, echo=echo)
     trainer.run(threads=threads)
-    runs = {mem.method: {"id": mem.run_id} for mem in trainer.members}
-    ids = [mem.run_id for mem in trainer.members]
+    runs = {mem.method: {"id": core_mem.run_id} for mem, core_mem in zip(trainer.members, trainer.loop.members)}
+    ids = [core_mem.run_id for core_mem in trainer.loop.members]
     return DatasetResult(config.dataset, config.as_dict(), _summaries(store, config, runs),
                          timing_summary(store, ids))

@@ -1,226 +1,25 @@
-"""Results store: one SQLite file holding runs, curves, events and checkpoints.
-
-The store is shared by the trainer, the ``bptt runs`` command line and
-resumable sweeps in which several processes write to the same file at once.
-It uses only the standard library ``sqlite3`` module, WAL journal mode and a
-generous busy timeout, so concurrent writers wait for each other instead of
-failing.  Every state change runs in its own ``BEGIN IMMEDIATE`` transaction.
-
-Tables
-------
-``meta(key TEXT PRIMARY KEY, value TEXT)``
-    Store-wide settings; ``schema_version`` records the layout of the file.
-    A file written by a newer version of this module is refused rather than
-    modified.
-
-``runs(id, key, sweep, status, config, metrics, created, updated, host, pid)``
-    One row per training run.  ``id`` is an autoincrementing integer that is
-    never reused.  ``key`` identifies the work item (by default the first 16
-    hex digits of the SHA-256 of the canonical config JSON), ``sweep`` an
-    optional sweep name, ``status`` one of ``running``, ``succeeded``,
-    ``failed``, ``diverged`` or ``stopped``.  ``config`` and ``metrics`` are
-    JSON objects (config with sorted keys).  ``created`` and ``updated`` are
-    UTC ISO-8601 timestamps; ``updated`` is bumped by every write that concerns
-    the run and serves as a heartbeat.  ``host`` and ``pid`` name the owning
-    process.
-
-``curves(run_id, name, step, value)``
-    Long-format training curves: one row per (run, quantity, step), e.g. the
-    loss, gradient norm, clipping indicator, Omega regulariser, spectral
-    radius or validation error recorded at an update.  SQLite cannot store a
-    NaN ``REAL`` (it turns it into NULL), so NaN is stored as NULL and read
-    back as NaN; infinities are stored as they are.
-
-``events(id, run_id, step, kind, detail, created)``
-    Discrete occurrences during training, e.g. ``nonfinite`` for an update
-    skipped because the gradient was not finite.
-
-``checkpoints(run_id, step, payload, updated)``
-    The latest checkpoint of each run as an opaque blob; saving replaces the
-    previous one.
-
-A ``Store`` object holds one connection and must not be shared across a
-``fork``; each process opens its own.
-"""
+"""The results store's queries: runs and their claims, curves, events and checkpoints
+(see :mod:`bptt.store`)."""
 
 from __future__ import annotations
 
-import datetime as _dt
-import hashlib
 import json
 import math
 import os
-import socket
 import sqlite3
-import time
-from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
-from enum import StrEnum
-from pathlib import Path
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
 
-__all__ = [
-    "SCHEMA_VERSION",
-    "STATUSES",
-    "FINAL_STATUSES",
-    "OUTCOME_STATUSES",
-    "Store",
-    "Status",
-    "config_json",
-    "config_key",
-    "default_store_path",
-]
-
-SCHEMA_VERSION = 1
-
-
-
-class Status(StrEnum):
-    """What became of a run. ``running`` is the only status that is not final;
-    ``succeeded``, ``failed`` and ``diverged`` are outcomes (they settle the run's key);
-    ``stopped`` is a run interrupted before its outcome (it can be resumed)."""
-
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    DIVERGED = "diverged"
-    STOPPED = "stopped"
-
-
-#: Statuses a run can end with.
-FINAL_STATUSES = (Status.SUCCEEDED, Status.FAILED, Status.DIVERGED, Status.STOPPED)
-#: All valid statuses; ``running`` is the only one that is not final.
-STATUSES = (Status.RUNNING,) + FINAL_STATUSES
-#: Final statuses that settle a work item: a claim for its key is refused.
-OUTCOME_STATUSES = (Status.SUCCEEDED, Status.FAILED, Status.DIVERGED)
-
-BUSY_TIMEOUT_S = 30.0
-_SQLITE_HEADER = b"SQLite format 3\x00"
-
-_SCHEMA = (
-    """
-    CREATE TABLE IF NOT EXISTS runs (
-        id      INTEGER PRIMARY KEY AUTOINCREMENT,
-        key     TEXT NOT NULL,
-        sweep   TEXT,
-        status  TEXT NOT NULL CHECK (status IN
-                ('running', 'succeeded', 'failed', 'diverged', 'stopped')),
-        config  TEXT NOT NULL,
-        metrics TEXT NOT NULL DEFAULT '{}',
-        created TEXT NOT NULL,
-        updated TEXT NOT NULL,
-        host    TEXT,
-        pid     INTEGER
-    )
-    """,
-    "CREATE INDEX IF NOT EXISTS runs_key ON runs (key)",
-    "CREATE INDEX IF NOT EXISTS runs_sweep ON runs (sweep, status)",
-    """
-    CREATE TABLE IF NOT EXISTS curves (
-        run_id INTEGER NOT NULL REFERENCES runs (id),
-        name   TEXT NOT NULL,
-        step   INTEGER NOT NULL,
-        value  REAL,
-        PRIMARY KEY (run_id, name, step)
-    ) WITHOUT ROWID
-    """,
-    """
-    CREATE TABLE IF NOT EXISTS events (
-        id      INTEGER PRIMARY KEY AUTOINCREMENT,
-        run_id  INTEGER NOT NULL REFERENCES runs (id),
-        step    INTEGER,
-        kind    TEXT NOT NULL,
-        detail  TEXT NOT NULL DEFAULT '',
-        created TEXT NOT NULL
-    )
-    """,
-    "CREATE INDEX IF NOT EXISTS events_run ON events (run_id, kind)",
-    """
-    CREATE TABLE IF NOT EXISTS checkpoints (
-        run_id  INTEGER PRIMARY KEY REFERENCES runs (id),
-        step    INTEGER NOT NULL,
-        payload BLOB NOT NULL,
-        updated TEXT NOT NULL
-    )
-    """,
+from bptt.store.database import Database
+from bptt.store.schema import (
+    FINAL_STATUSES, OUTCOME_STATUSES, STATUSES, Status, _age_seconds, _check_status, _metrics_json, _now,
+    _pid_alive, config_json, config_key,
 )
 
 
-def default_store_path() -> Path:
-    """Return ``$BPTT_STORE`` if set, else ``./bptt-results.sqlite``."""
-    env = os.environ.get("BPTT_STORE")
-    if env:
-        return Path(env)
-    return Path("bptt-results.sqlite")
-
-
-def _json_default(obj: Any) -> Any:
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, Path):
-        return str(obj)
-    if isinstance(obj, (set, frozenset)):
-        return sorted(obj)
-    tolist = getattr(obj, "tolist", None)  # e.g. torch tensors
-    if callable(tolist):
-        return tolist()
-    raise TypeError(f"object of type {type(obj).__name__} is not JSON serialisable")
-
-
-def config_json(config: Mapping[str, Any]) -> str:
-    """Canonical JSON of a config: sorted keys, no insignificant whitespace."""
-    return json.dumps(dict(config), sort_keys=True, separators=(",", ":"),
-                      default=_json_default)
-
-
-def config_key(config: Mapping[str, Any]) -> str:
-    """Default run key: first 16 hex digits of SHA-256 of the canonical JSON."""
-    return hashlib.sha256(config_json(config).encode("utf-8")).hexdigest()[:16]
-
-
-def _metrics_json(metrics: Mapping[str, Any]) -> str:
-    return json.dumps(dict(metrics), sort_keys=True, default=_json_default)
-
-
-def _now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="microseconds")
-
-
-def _age_seconds(timestamp: str) -> float:
-    then = _dt.datetime.fromisoformat(timestamp)
-    if then.tzinfo is None:
-        then = then.replace(tzinfo=_dt.timezone.utc)
-    return (_dt.datetime.now(_dt.timezone.utc) - then).total_seconds()
-
-
-def _pid_alive(pid: int | None) -> bool:
-    """Whether a process with this id exists on this machine."""
-    if pid is None or pid <= 0:
-        return False
-    if os.name == "nt":  # os.kill(pid, 0) would terminate the process there
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    except OSError:
-        return True
-    return True
-
-
-def _check_status(status: str, allowed: Iterable[str]) -> None:
-    allowed = tuple(allowed)
-    if status not in allowed:
-        raise ValueError(f"invalid run status {status!r}; expected one of {', '.join(allowed)}")
-
-
-class Store:
+class Store(Database):
     """A results store backed by one SQLite file.
 
     ``Store(path)`` creates the parent directories and the schema when they
@@ -230,143 +29,6 @@ class Store:
     Raises ``ValueError`` when the file is not a SQLite database or was
     written by a newer schema version than this code understands.
     """
-
-    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
-        if path is None:
-            path = default_store_path()
-        self.memory = str(path) == ":memory:"
-        self.path: Path | None = None if self.memory else Path(path)
-        self._host = socket.gethostname()
-        self._conn: sqlite3.Connection | None = None
-        if self.path is not None:
-            self._check_file(self.path)
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        target = ":memory:" if self.path is None else str(self.path)
-        conn = sqlite3.connect(target, timeout=BUSY_TIMEOUT_S, isolation_level=None)
-        try:
-            self._conn = conn
-            self._setup()
-        except sqlite3.OperationalError:
-            conn.close()
-            self._conn = None
-            raise
-        except sqlite3.DatabaseError as exc:
-            conn.close()
-            self._conn = None
-            raise ValueError(self._not_a_database(self.path, exc)) from exc
-        except BaseException:
-            conn.close()
-            self._conn = None
-            raise
-
-    # ------------------------------------------------------------------ setup
-
-    @staticmethod
-    def _not_a_database(path: Path | None, exc: Exception | None = None) -> str:
-        reason = f" ({exc})" if exc is not None else ""
-        return (f"{path} is not a usable bptt results store: it is not a SQLite "
-                f"database or it is damaged{reason}. It was left untouched; move it "
-                f"aside or choose another path (e.g. via $BPTT_STORE).")
-
-    @classmethod
-    def _check_file(cls, path: Path) -> None:
-        if not path.exists():
-            return
-        if path.is_dir():
-            raise ValueError(f"{path} is a directory, not a results store file; "
-                             f"pass the path of a .sqlite file instead.")
-        with open(path, "rb") as fh:
-            header = fh.read(len(_SQLITE_HEADER))
-        if header and header != _SQLITE_HEADER:
-            raise ValueError(cls._not_a_database(path))
-
-    def _setup(self) -> None:
-        conn = self._connection
-        conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
-        # Read-only look at an existing schema before anything is written.
-        version = self._stored_version()
-        if version is not None and version > SCHEMA_VERSION:
-            raise ValueError(self._too_new(version))
-        if not self.memory:
-            self._enable_wal()
-        conn.execute("PRAGMA synchronous = NORMAL")
-        conn.execute("PRAGMA foreign_keys = ON")
-        with self._write():
-            conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
-            row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-            if row is not None and int(row[0]) > SCHEMA_VERSION:
-                raise ValueError(self._too_new(int(row[0])))
-            for statement in _SCHEMA:
-                conn.execute(statement)
-            if row is None:
-                conn.execute("INSERT INTO meta (key, value) VALUES ('schema_version', ?)",
-                             (str(SCHEMA_VERSION),))
-
-    def _too_new(self, version: int) -> str:
-        where = self.path if self.path is not None else ":memory:"
-        return (f"{where} has schema version {version}, newer than the version "
-                f"{SCHEMA_VERSION} this bptt understands; upgrade bptt to read it.")
-
-    def _stored_version(self) -> int | None:
-        conn = self._connection
-        has_meta = conn.execute(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'").fetchone()
-        if not has_meta:
-            return None
-        row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-        return None if row is None else int(row[0])
-
-    def _enable_wal(self) -> None:
-        conn = self._connection
-        deadline = time.monotonic() + BUSY_TIMEOUT_S
-        while True:
-            try:
-                mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-            except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) and "busy" not in str(exc):
-                    raise
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
-                continue
-            if str(mode).lower() != "wal":
-                raise sqlite3.OperationalError(f"could not enable WAL mode (got {mode!r})")
-            return
-
-    @property
-    def _connection(self) -> sqlite3.Connection:
-        if self._conn is None:
-            raise ValueError("the results store is closed")
-        return self._conn
-
-    @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction, taking the write lock up front."""
-        conn = self._connection
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield conn
-        except BaseException:
-            conn.rollback()
-            raise
-        else:
-            conn.commit()
-
-    def close(self) -> None:
-        """Close the connection; further use raises ``ValueError``."""
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
-
-    def __enter__(self) -> Store:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    def __repr__(self) -> str:
-        where = ":memory:" if self.path is None else str(self.path)
-        return f"Store({where!r})"
 
     @property
     def schema_version(self) -> int:
@@ -380,7 +42,7 @@ class Store:
                     sweep: str | None, key: str | None) -> int:
         text = config_json(config)
         if key is None:
-            key = hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+            key = config_key(config)
         now = _now()
         cur = conn.execute(
             "INSERT INTO runs (key, sweep, status, config, metrics, created, updated, host, pid)"
@@ -536,7 +198,7 @@ class Store:
             for rid, status, host, pid, updated in rows:
                 if status in OUTCOME_STATUSES:
                     return None
-                if status == "running":
+                if status == Status.RUNNING:
                     if not self._abandoned(host, pid, updated, stale_after):
                         return None
                     abandoned.append(rid)

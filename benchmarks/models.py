@@ -1,0 +1,145 @@
+#!/usr/bin/env python
+"""Training throughput of the ensemble LSTM and GRU against ``torch.nn.LSTM`` / ``nn.GRU``.
+
+The reference workload is the paper's temporal order problem: sequences of length
+T = 200, minibatches of B = 20, H = 50 hidden units, I = 6 one-hot inputs and O = 4
+classes (softmax at the last step), plain SGD (learning rate 0.01) with gradient-norm
+clipping at threshold 1. One *network update* is one full training step of one
+network: forward, loss, backward, clipping, SGD step.
+
+Contenders, each timed per network update:
+
+* ``torch_lstm`` / ``torch_gru``: ``torch.nn.LSTM(6, 50)`` (or ``nn.GRU``) +
+  ``nn.Linear(50, 4)``, cross-entropy, autograd backward,
+  ``torch.nn.utils.clip_grad_norm_`` and ``torch.optim.SGD``, one network (E = 1):
+  what a PyTorch user writes today (on the CPU, ``nn.LSTM`` runs oneDNN's fused
+  kernels forward and backward).
+* ``lstm_E{E}`` / ``gru_E{E}``: :class:`bptt.models.LSTM` / :class:`bptt.models.GRU`
+  with E members: ``forward_backward``, :func:`bptt.clip.clip_by_global_norm` and
+  :func:`bptt.optim.sgd.sgd_update`; time per network update = step time / E.
+* ``lstm_autograd_E{E}``: the same LSTM step with its gradients from
+  ``torch.autograd`` (:meth:`bptt.models.base.AutogradEnsemble.forward_backward`),
+  to show what the hand-derived pass gains.
+
+All contenders are warmed up, then timed in interleaved rounds (each round times a
+block of at least ``--min-time`` seconds of every contender, in alternating order, so
+that a change of machine load affects all alike); the figure is the median over
+``--repeats`` rounds and every ratio is a ratio of medians from this one process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+
+import torch
+
+from bptt.clip import clip_by_global_norm
+from bptt.models import GRU, LSTM
+from bptt.models.base import AutogradEnsemble
+from bptt.optim.sgd import sgd_update
+from bptt.tasks import get as get_task
+
+LR, THRESHOLD = 0.01, 1.0
+
+
+def torch_step(cls, x, y, hidden: int):
+    rnn, lin = cls(x.shape[-1], hidden), torch.nn.Linear(hidden, 4)
+    params = list(rnn.parameters()) + list(lin.parameters())
+    opt = torch.optim.SGD(params, lr=LR)
+
+    def step() -> None:
+        out, _ = rnn(x)
+        loss = torch.nn.functional.cross_entropy(lin(out[-1]), y)
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, THRESHOLD)
+        opt.step()
+    return step
+
+
+def ensemble_step(cls, x, y, hidden: int, E: int, autograd: bool = False):
+    model = cls(x.shape[-1], hidden, 4, ensemble=E, seed=0)
+    xe = x.unsqueeze(1).expand(x.shape[0], E, *x.shape[1:]).contiguous()
+    ye = y.expand(E, -1).contiguous()
+
+    def step() -> None:
+        if autograd:
+            out = AutogradEnsemble.forward_backward(model, xe, ye, alpha=0.0, omega=None)
+        else:
+            out = model.forward_backward(xe, ye, alpha=0.0, omega=None)
+        grads, _ = clip_by_global_norm(out.grads, THRESHOLD, out.grad_norm)
+        sgd_update(model.params, grads, LR)
+    return step
+
+
+def time_block(step, min_time: float) -> float:
+    """Seconds per call of ``step``, over a block of at least ``min_time`` seconds."""
+    n, start = 0, time.perf_counter()
+    while True:
+        step()
+        n += 1
+        elapsed = time.perf_counter() - start
+        if elapsed >= min_time:
+            return elapsed / n
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--length", type=int, default=200)
+    ap.add_argument("--batch", type=int, default=20)
+    ap.add_argument("--hidden", type=int, default=50)
+    ap.add_argument("--ensemble", type=int, default=32)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--min-time", type=float, default=1.0)
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: leave as is)")
+    ap.add_argument("--no-autograd", action="store_true", help="skip the autograd LSTM contender")
+    ap.add_argument("--json", type=str, default=None, help="write the figures to this file")
+    args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    x, y = get_task("temporal_order", seed=0).sample(args.batch, args.length)
+    E = args.ensemble
+    contenders = {
+        "torch_lstm": (torch_step(torch.nn.LSTM, x, y, args.hidden), 1),
+        f"lstm_E{E}": (ensemble_step(LSTM, x, y, args.hidden, E), E),
+        "torch_gru": (torch_step(torch.nn.GRU, x, y, args.hidden), 1),
+        f"gru_E{E}": (ensemble_step(GRU, x, y, args.hidden, E), E),
+    }
+    if not args.no_autograd:
+        contenders[f"lstm_autograd_E{E}"] = (ensemble_step(LSTM, x, y, args.hidden, E, autograd=True), E)
+    for step, _ in contenders.values():
+        step()
+        step()
+    samples: dict[str, list[float]] = {k: [] for k in contenders}
+    names = list(contenders)
+    for r in range(args.repeats):
+        for name in (names if r % 2 == 0 else names[::-1]):
+            step, per = contenders[name]
+            samples[name].append(time_block(step, args.min_time) / per * 1e3)
+    ms = {k: statistics.median(v) for k, v in samples.items()}
+    ratios = {f"lstm_E{E}": ms["torch_lstm"] / ms[f"lstm_E{E}"],
+              f"gru_E{E}": ms["torch_gru"] / ms[f"gru_E{E}"]}
+    if not args.no_autograd:
+        ratios[f"lstm_autograd_E{E}"] = ms["torch_lstm"] / ms[f"lstm_autograd_E{E}"]
+    print(f"T={x.shape[0]} B={args.batch} H={args.hidden} E={E} threads={torch.get_num_threads()} "
+          f"repeats={args.repeats} (median ms per network update)")
+    for name in names:
+        line = f"  {name:<22s} {ms[name]:9.3f} ms"
+        if name in ratios:
+            base = "torch_lstm" if name.startswith("lstm") else "torch_gru"
+            line += f"   speed-up over {base}: {ratios[name]:5.2f}x"
+        print(line)
+    result = {"config": vars(args) | {"threads": torch.get_num_threads()}, "ms_per_update": ms,
+              "samples": samples, "ratios": ratios}
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(result, fh, indent=2)
+    return result
+
+
+if __name__ == "__main__":
+    main()

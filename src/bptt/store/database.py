@@ -1,0 +1,163 @@
+"""Opening a results store: the file checks, the schema and its version, WAL mode,
+one connection and its write transactions (see :mod:`bptt.store`)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from bptt.store.schema import _SCHEMA, _SQLITE_HEADER, BUSY_TIMEOUT_S, SCHEMA_VERSION, default_store_path
+
+
+class Database:
+    """One SQLite file opened as a results store: checks, schema, WAL, transactions.
+
+    ``Store(path)`` creates the parent directories and the schema when they
+    are missing; opening an existing store never alters stored results.
+    ``path`` may be ``":memory:"`` for a private, in-memory store.
+
+    Raises ``ValueError`` when the file is not a SQLite database or was
+    written by a newer schema version than this code understands.
+    """
+
+    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
+        if path is None:
+            path = default_store_path()
+        self.memory = str(path) == ":memory:"
+        self.path: Path | None = None if self.memory else Path(path)
+        self._host = socket.gethostname()
+        self._conn: sqlite3.Connection | None = None
+        if self.path is not None:
+            self._check_file(self.path)
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        target = ":memory:" if self.path is None else str(self.path)
+        conn = sqlite3.connect(target, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        try:
+            self._conn = conn
+            self._setup()
+        except sqlite3.OperationalError:
+            conn.close()
+            self._conn = None
+            raise
+        except sqlite3.DatabaseError as exc:
+            conn.close()
+            self._conn = None
+            raise ValueError(self._not_a_database(self.path, exc)) from exc
+        except BaseException:
+            conn.close()
+            self._conn = None
+            raise
+
+    # ------------------------------------------------------------------ setup
+
+    @staticmethod
+    def _not_a_database(path: Path | None, exc: Exception | None = None) -> str:
+        reason = f" ({exc})" if exc is not None else ""
+        return (f"{path} is not a usable bptt results store: it is not a SQLite "
+                f"database or it is damaged{reason}. It was left untouched; move it "
+                f"aside or choose another path (e.g. via $BPTT_STORE).")
+
+    @classmethod
+    def _check_file(cls, path: Path) -> None:
+        if not path.exists():
+            return
+        if path.is_dir():
+            raise ValueError(f"{path} is a directory, not a results store file; "
+                             f"pass the path of a .sqlite file instead.")
+        with open(path, "rb") as fh:
+            header = fh.read(len(_SQLITE_HEADER))
+        if header and header != _SQLITE_HEADER:
+            raise ValueError(cls._not_a_database(path))
+
+    def _setup(self) -> None:
+        conn = self._connection
+        conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+        # Read-only look at an existing schema before anything is written.
+        version = self._stored_version()
+        if version is not None and version > SCHEMA_VERSION:
+            raise ValueError(self._too_new(version))
+        if not self.memory:
+            self._enable_wal()
+        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute("PRAGMA foreign_keys = ON")
+        with self._write():
+            conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
+            row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            if row is not None and int(row[0]) > SCHEMA_VERSION:
+                raise ValueError(self._too_new(int(row[0])))
+            for statement in _SCHEMA:
+                conn.execute(statement)
+            if row is None:
+                conn.execute("INSERT INTO meta (key, value) VALUES ('schema_version', ?)",
+                             (str(SCHEMA_VERSION),))
+
+    def _too_new(self, version: int) -> str:
+        where = self.path if self.path is not None else ":memory:"
+        return (f"{where} has schema version {version}, newer than the version "
+                f"{SCHEMA_VERSION} this bptt understands; upgrade bptt to read it.")
+
+    def _stored_version(self) -> int | None:
+        conn = self._connection
+        has_meta = conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'").fetchone()
+        if not has_meta:
+            return None
+        row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        return None if row is None else int(row[0])
+
+    def _enable_wal(self) -> None:
+        conn = self._connection
+        deadline = time.monotonic() + BUSY_TIMEOUT_S
+        while True:
+            try:
+                mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) and "busy" not in str(exc):
+                    raise
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+                continue
+            if str(mode).lower() != "wal":
+                raise sqlite3.OperationalError(f"could not enable WAL mode (got {mode!r})")
+            return
+
+    @property
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise ValueError("the results store is closed")
+        return self._conn
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction, taking the write lock up front."""
+        conn = self._connection
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.rollback()
+            raise
+        else:
+            conn.commit()
+
+    def close(self) -> None:
+        """Close the connection; further use raises ``ValueError``."""
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def __enter__(self) -> Database:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        where = ":memory:" if self.path is None else str(self.path)
+        return f"Store({where!r})"

@@ -1,0 +1,171 @@
+"""The configuration of a training run on the pathological tasks (§4.1), and its results."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+from bptt import tasks as task_registry
+from bptt.engine.units import UNITS
+from bptt.methods import Method
+from bptt.models import ElmanRNN
+from bptt.models.init import INITS
+from bptt.omega import OMEGA_VARIANTS
+from bptt.validation import NONE, Check, Interval, Options, PerMember, check_params
+
+METHODS = tuple(m.value for m in Method)
+#: Settings that may differ between the members of one ensemble (see :class:`TrainConfig`).
+PER_MEMBER = ("method", "lr", "threshold", "alpha")
+
+_POSITIVE_INT = Interval(1, None, integer=True)
+#: What each field of :class:`TrainConfig` must be (see :mod:`bptt.validation`).
+CONSTRAINTS = {
+    "task": [Options(task_registry.names())],
+    "task_options": [Check(lambda v: isinstance(v, dict), "a dict of the task's options")],
+    "min_length": [_POSITIVE_INT], "max_length": [_POSITIVE_INT], "hidden": [_POSITIVE_INT],
+    "init": [Options(INITS)],
+    "unit": [NONE, Options(UNITS)],
+    "method": [PerMember(Options(METHODS))],
+    "lr": [PerMember(Interval(0, None, closed="neither"))],
+    "threshold": [PerMember(Interval())],
+    "clip": [Options("norm", "elementwise")],
+    "alpha": [PerMember(Interval(0, None))],
+    "alpha_schedule": [Options("constant", "inverse")],
+    "omega": [Options(OMEGA_VARIANTS)],
+    "batch_size": [_POSITIVE_INT], "max_updates": [_POSITIVE_INT], "eval_every": [_POSITIVE_INT],
+    "check_sequences": [_POSITIVE_INT], "eval_sequences": [_POSITIVE_INT],
+    "eval_length": [NONE, _POSITIVE_INT],
+    "success_error": [Interval(0, 1, closed="left")],
+    "strict": [Check(lambda v: isinstance(v, bool), "True or False")],
+    "seeds": [Check(lambda v: isinstance(v, (list, tuple)) and len(v) > 0 and all(
+        Interval(0, None, integer=True).holds(s) for s in v), "a non-empty list of integers >= 0")],
+    "data_seed": [NONE, Interval(None, None, integer=True)],
+    "dtype": [Options("float32", "float64")],
+    "device": [Check(lambda v: isinstance(v, str) and bool(v), "a device name such as 'cpu' or 'cuda'")],
+    "record_every": [_POSITIVE_INT], "checkpoint_every": [_POSITIVE_INT],
+}
+LABELS = {"lr": "learning rate (lr)", "threshold": "clipping threshold", "alpha": "alpha (the weight of Ω)",
+          "seeds": "seeds (one per member)"}
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run (all members share it but the seed).
+
+    ``method`` picks the paper's variants: ``msgd`` (plain SGD), ``msgd-c`` (with
+    gradient clipping, Algorithm 1), ``msgd-cr`` (clipping and Ω with weight α).
+
+    ``method``, ``lr``, ``threshold`` and ``alpha`` may each also be a list with one
+    entry per seed: runs that differ only in these then train in one ensemble, each
+    member with its own values (``member(seed)`` gives each run's scalar settings).
+    """
+
+    task: str = "temporal_order"
+    task_options: dict = field(default_factory=dict)
+    min_length: int = 50
+    max_length: int = 50
+    hidden: int = 50
+    init: str = "smart_tanh"
+    unit: str | None = None
+    method: str | list = Method.MSGD_CR.value
+    lr: float | list = 0.01
+    threshold: float | list = 1.0
+    clip: str = "norm"
+    alpha: float | list = 2.0
+    alpha_schedule: str = "constant"
+    omega: str = "squared"
+    batch_size: int = 20
+    max_updates: int = 100_000
+    eval_every: int = 100
+    check_sequences: int = 200
+    eval_sequences: int = 10_000
+    eval_length: int | None = None
+    success_error: float = 0.01
+    strict: bool = False
+    seeds: list = field(default_factory=lambda: [0])
+    data_seed: int | None = None
+    dtype: str = "float32"
+    device: str = "cpu"
+    record_every: int = 10
+    checkpoint_every: int = 2000
+
+    def validate(self) -> "TrainConfig":
+        """Check every field (see :data:`CONSTRAINTS`) and how they fit together; raise
+        ``ValueError`` saying what is wrong. Changes nothing; returns ``self``."""
+        check_params(dataclasses.asdict(self), CONSTRAINTS, LABELS)
+        for name in PER_MEMBER:
+            value = getattr(self, name)
+            if isinstance(value, (list, tuple)) and len(value) != len(self.seeds):
+                raise ValueError(f"{name} has {len(value)} entries for {len(self.seeds)} seeds; "
+                                 f"give one value, or one per seed")
+        members = list(zip(self.seeds, *(map(repr, self.values(n)) for n in PER_MEMBER)))
+        if len(set(members)) != len(members):
+            raise ValueError(f"seeds must be distinct and non-empty, got {self.seeds} "
+                             f"(a seed may repeat only for members with different settings)")
+        for method, threshold in zip(self.values("method"), self.values("threshold")):
+            if Method(method).clips and not Interval(0, None, closed="neither").holds(threshold):
+                raise ValueError(f"clipping threshold must be finite and > 0, got {threshold}")
+        if not self.min_length <= self.max_length:
+            raise ValueError(f"need 1 <= min_length <= max_length, got {self.min_length}, {self.max_length}")
+        task = task_registry.get(self.task, seed=0, **self.task_options)
+        if self.min_length < task.min_length:
+            raise ValueError(f"task {self.task} needs length >= {task.min_length}, got {self.min_length}")
+        return self
+
+    def member(self, seed: int) -> dict:
+        """The configuration of the run of one member, as stored."""
+        return self.member_at(list(self.seeds).index(seed))
+
+    def member_at(self, i: int) -> dict:
+        """The configuration of the run of member ``i`` (the ``i``-th seed), as stored."""
+        seed = self.seeds[i]
+        d = dataclasses.asdict(self)
+        d.pop("seeds")
+        for name in PER_MEMBER:
+            d[name] = self.values(name)[i]
+        d["seed"] = int(seed)
+        return d
+
+    def values(self, name: str) -> list:
+        """One value of the per-member setting ``name`` for each seed."""
+        value = getattr(self, name)
+        if isinstance(value, (list, tuple)):
+            return list(value)
+        return [value] * len(self.seeds)
+
+    @property
+    def per_member(self) -> bool:
+        """Whether any of ``method``, ``lr``, ``threshold``, ``alpha`` is given per member."""
+        return any(isinstance(getattr(self, n), (list, tuple)) for n in PER_MEMBER)
+
+    @property
+    def clipping(self) -> bool:
+        """Whether any member clips its gradient."""
+        return any(Method(m).clips for m in self.values("method"))
+
+    @property
+    def regularized(self) -> bool:
+        """Whether any member adds Ω."""
+        return any(Method(m).regularizes for m in self.values("method"))
+
+
+@dataclass
+class MemberResult:
+    seed: int
+    run_id: int | None
+    status: str
+    updates: int
+    error: float
+    nonfinite: int = 0
+    clipped_fraction: float = 0.0
+
+
+@dataclass
+class TrainResult:
+    members: list[MemberResult]
+    updates: int
+    seconds: float
+    model: ElmanRNN | None
+
+    def table(self) -> list[dict]:
+        return [dataclasses.asdict(m) for m in self.members]
