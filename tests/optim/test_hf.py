@@ -251,3 +251,18 @@ def test_structural_damping_keeps_the_hidden_trajectory_closer():
         a1 = fn({k: p.detach() for k, p in model.named_parameters()}, x)[1]
         moves[mu] = (a1 - a0).norm().item()
     assert moves[10.0] < 0.5 * moves[0.0]
+
+
+@pytest.mark.parametrize("name", ["lstm", "gru", "leaky", "skip", "esn"])
+def test_every_ensemble_model_takes_steps(name):
+    """The general path: any model of the call convention; only ElmanRNN takes the fast path."""
+    from bptt.models import MODELS
+
+    x, y = tasks.get("temporal_order", seed=0).sample(40, 10)
+    model = MODELS[name](6, 5, 4, ensemble=2, seed=0)
+    before = {k: p.detach().clone() for k, p in model.named_parameters()}
+    opt = HessianFree(model, damping=0.1, cg_max_iters=20)
+    assert not opt._elman and opt.structural_damping == 0.0
+    rec = opt.step((x, y))
+    assert rec.accepted.all() and (rec.loss_after < rec.loss_before).all()
+    assert any(not torch.equal(p.detach(), before[k]) for k, p in model.named_parameters())

@@ -38,9 +38,9 @@ from typing import Callable
 import torch
 
 from bptt.engine import exact
-from bptt.engine.exact import PARAM_NAMES
 from bptt.engine.outputs import OUTPUTS, PER_STEP
 from bptt.engine.units import UNITS
+from bptt.models.elman import ElmanRNN
 from bptt.optim import cg
 from bptt.optim.curvature import GaussNewton, Layout, case_losses, elman_function, module_function
 from bptt.optim.elman_curvature import ElmanGaussNewton
@@ -206,7 +206,7 @@ class HessianFree:
                 raise ValueError(f"hidden_unit must be one of {', '.join(UNITS)} with states_fn, "
                                  f"got {self.hidden_unit!r}")
             self._fn = states_fn
-        elif set(params) == set(PARAM_NAMES) and self.hidden_unit in UNITS:
+        elif type(model) is ElmanRNN:                  # exactly eq. 2: the fast path
             self._fn = elman_function(self.hidden_unit, self.output)
             self._elman = True
         else:
