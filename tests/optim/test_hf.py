@@ -266,3 +266,28 @@ def test_every_ensemble_model_takes_steps(name):
     rec = opt.step((x, y))
     assert rec.accepted.all() and (rec.loss_after < rec.loss_before).all()
     assert any(not torch.equal(p.detach(), before[k]) for k, p in model.named_parameters())
+
+
+@pytest.mark.parametrize("kind", ["elman", "gru"])
+def test_select_keeps_the_members_state(kind):
+    """After retiring a member, the rest continue exactly as in the full ensemble."""
+    from bptt.models import MODELS
+
+    task = tasks.get("temporal_order", seed=8)
+    batches = [task.sample(30, 10) for _ in range(3)]
+    kw = dict(ensemble=3, seed=0, dtype=torch.float64)
+    full, part = MODELS[kind](6, 4, 4, **kw), MODELS[kind](6, 4, 4, **kw)
+    damping = torch.tensor([0.1, 0.2, 0.3])
+    opt_full = HessianFree(full, damping=damping, cg_max_iters=15)
+    opt_part = HessianFree(part, damping=damping, cg_max_iters=15)
+    xs = [(x.double(), y) for x, y in batches]
+    opt_full.step(xs[0])
+    opt_part.step(xs[0])
+    part = part.select([0, 2])
+    opt_part.select([0, 2], part)
+    for b in xs[1:]:
+        r_full, r_part = opt_full.step(b), opt_part.step(b)
+        torch.testing.assert_close(r_part.loss_after, r_full.loss_after[[0, 2]], rtol=1e-6, atol=1e-9)
+        torch.testing.assert_close(r_part.damping, r_full.damping[[0, 2]])
+    with pytest.raises(ValueError, match="members"):
+        opt_part.select([0], part)

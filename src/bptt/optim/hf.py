@@ -187,6 +187,7 @@ class HessianFree:
             raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
         self.model = model
         self._elman = False            # the fast path: hand-derived products, the exact engine's gradient
+        self._plain_module = False     # the model function is model(x) itself (no hidden states)
         params = {k: p for k, p in model.named_parameters()}
         if not params:
             raise ValueError("the model has no parameters")
@@ -211,6 +212,7 @@ class HessianFree:
             self._elman = True
         else:
             self._fn = module_function(model)
+            self._plain_module = True
             self.hidden_unit = None
         has_states = self.hidden_unit is not None
         if structural_damping is None:
@@ -422,6 +424,33 @@ class HessianFree:
                         next_damping=cpu(new_lam), cg_iterations=cpu(result.iterations), cg_chosen=cpu(chosen),
                         cg_reason=cpu(result.reason), step_size=cpu(alpha), accepted=cpu(accepted),
                         nonfinite=cpu(nonfinite), wall_time=time.perf_counter() - start)
+
+    def select(self, keep: list[int], model: torch.nn.Module) -> None:
+        """Keep only the members at positions ``keep``, now held by ``model``.
+
+        For a training loop that retires members: ``model`` is the smaller ensemble
+        (e.g. ``old_model.select(keep)``); each kept member keeps its λ, CG warm start
+        and non-finite count.
+        """
+        if not isinstance(model, torch.nn.Module):
+            raise ValueError("select needs the model that holds the kept members (an nn.Module), "
+                             f"got {type(model).__name__}")
+        idx = torch.as_tensor(list(keep), dtype=torch.long)
+        if idx.numel() == 0 or int(idx.min()) < 0 or int(idx.max()) >= self.ensemble:
+            raise ValueError(f"keep must hold positions in 0..{self.ensemble - 1}, got {list(keep)}")
+        E = len(keep)
+        sizes = [p.shape[0] for p in model.parameters()]
+        if any(n != E for n in sizes):
+            raise ValueError(f"the model holds {sizes[0]} members, keep names {E}")
+        damping, previous = self.damping[idx.to(self.damping.device)], self.previous[idx.to(self.previous.device)]
+        count, steps = self.nonfinite_count[idx], self.steps
+        self.model = model
+        self.ensemble = E
+        if self._plain_module:
+            self._fn = module_function(model)
+        self.layout = Layout({k: p.detach() for k, p in model.named_parameters()})
+        self.damping, self.previous = damping.clone(), previous.clone()
+        self.nonfinite_count, self.steps = count.clone(), steps
 
     # -- state ---------------------------------------------------------------------------------
     def state_dict(self) -> dict:
