@@ -19,6 +19,7 @@ from bptt.engine.units import UNITS
 from bptt.methods import Method
 from bptt.models.init import INITS
 from bptt.omega.terms import OMEGA_VARIANTS
+from bptt.optim.sgd import GUARDS
 from bptt.store import Status
 
 
@@ -77,6 +78,10 @@ def tasks_cmd() -> None:
 @click.option("--dtype", default="float32", show_default=True, type=click.Choice(["float32", "float64"]),
               help="Floating-point type of the networks.")
 @click.option("--device", default="cpu", show_default=True, help="Torch device, e.g. cpu or cuda.")
+# -- the protocol's open choices --
+@click.option("--guard", default="clipping", show_default=True, type=click.Choice(GUARDS),
+              help="Which members the non-finite guard protects: those that clip (the reference code), "
+                   "always, or never. An unprotected member that overflows ends as diverged.")
 @store_option
 @click.option("--resume", type=int, help="Resume the stopped training that run RUN_ID belongs to.")
 @progress_option
@@ -100,7 +105,8 @@ def train(**o) -> None:
             batch_size=o["batch_size"], max_updates=o["max_updates"], eval_every=o["eval_every"],
             eval_sequences=o["eval_sequences"], success_error=o["success_error"], strict=o["strict"],
             seeds=parse_seeds(o["seeds"]), dtype=o["dtype"], device=o["device"],
-            record_every=o["record_every"], checkpoint_every=o["checkpoint_every"])
+            record_every=o["record_every"], checkpoint_every=o["checkpoint_every"],
+            guard=o["guard"])
         try:
             trainer = Trainer(config, store, progress=o["progress"])
         except ValueError as exc:

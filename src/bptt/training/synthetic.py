@@ -26,7 +26,7 @@ from bptt import tasks as task_registry
 from bptt.methods import Method
 from bptt.models import ElmanRNN
 from bptt.omega import alpha_schedule
-from bptt.optim import PaperSGD
+from bptt.optim import PaperSGD, guarded
 from bptt.store import Status
 from bptt.training import checkpoint as ckpt
 from bptt.training.config import MemberResult, TrainConfig, TrainResult
@@ -69,7 +69,8 @@ class Trainer(Schedule):
                          output=self.task.output, seeds=c.seeds, dtype=dtype, device=c.device)
         methods = [Method.parse(m) for m in c.values("method")]
         rule = PaperSGD(c.values("lr"), threshold=c.values("threshold"), clip=[m.clips for m in methods],
-                        kind=c.clip, dtype=dtype, device=model.device)
+                        kind=c.clip, dtype=dtype, device=model.device,
+                        guard=[guarded(c.guard, m.clips) for m in methods])
         alpha = [alpha_schedule(c.alpha_schedule, a if m.regularizes else 0.0)
                  for a, m in zip(c.values("alpha"), methods)]
         self.loop = TrainingLoop(
@@ -197,6 +198,11 @@ class Trainer(Schedule):
         member = self.loop.model.select([j])
         self.final_models[m] = member
         self.loop.finish(m, status, self.metrics(self.loop, m), network=member)
+
+    def diverged(self, loop: TrainingLoop, m: int, update: int) -> None:
+        """Member ``m``'s parameters or loss became non-finite at ``update``: it ends ``diverged``."""
+        self.finished_at[m] = int(update)
+        loop.finish(m, Status.DIVERGED, {**self.metrics(loop, m), "diverged_at": int(update)})
 
     def metrics(self, loop: TrainingLoop, m: int) -> dict:
         mem = loop.members[m]
