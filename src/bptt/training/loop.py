@@ -154,13 +154,16 @@ class TrainingLoop:
         record_every, checkpoint_every: updates per record block and per checkpoint.
         cuda_graph: replay each model pass as a CUDA graph (fixed shapes on a GPU).
         callback: called as ``callback()`` after every record block.
+        alpha_clock: maps the update number t to the time at which α is read (e.g. the
+            epoch, for Table 1's α_t = α₀/t counted in epochs); ``None``: t itself.
     """
 
     def __init__(self, model, rule, *, alpha: Sequence[AlphaSchedule], omega: str, store=None,
                  run_ids: Sequence[int | None] | None = None, record_every: int = 10,
                  checkpoint_every: int = 1000, omega_when_unweighted: bool = True,
                  frozen: Sequence[str] = (), cuda_graph: bool = False,
-                 callback: Callable[[], None] | None = None) -> None:
+                 callback: Callable[[], None] | None = None,
+                 alpha_clock: Callable[[int], int] | None = None) -> None:
         E = model.ensemble
         self.model = model
         self.rule = rule
@@ -173,6 +176,7 @@ class TrainingLoop:
         self.checkpoint_every = int(checkpoint_every)
         self.cuda_graph = cuda_graph
         self.callback = callback
+        self.alpha_clock = alpha_clock
         self.members = [Member(run_id=None if run_ids is None else run_ids[m]) for m in range(E)]
         self.active = list(range(E))            # member indices, in model order
         self.update = 0
@@ -198,7 +202,7 @@ class TrainingLoop:
     def step(self, batch: Batch):
         """One update of every active member on ``batch``; returns the model's pass."""
         t = self.update + 1
-        values = self._alpha_values(t)
+        values = self._alpha_values(t if self.alpha_clock is None else self.alpha_clock(t))
         alpha = self._alpha_tensor(values)
         if batch.scale != 1.0:
             alpha = alpha / batch.scale

@@ -48,6 +48,37 @@ def test_ptb_step_sums_the_cost_keeps_biases_at_zero_and_scales_alpha():
     assert alpha[2] == 0.5 and alpha[0] == alpha[1] == 0.0   # α_1 = 1/(2·1), for MSGD-CR only
 
 
+@pytest.mark.parametrize("alpha_time", ["epochs", "updates"])
+def test_alpha_decays_with_the_epoch_or_with_the_update(alpha_time):
+    # α_t = alpha0 / t of MSGD-CR, as the loop hands it to the model, update after update
+    src = toy_music()
+    cfg = small(max_epochs=2, alpha_time=alpha_time)
+    trainer = NaturalTrainer(cfg, src, Store(":memory:"))
+    seen = []
+    model_pass = type(trainer.model).forward_backward
+
+    def spy(model, x, y, *, alpha, **kw):
+        seen.append((trainer.epoch + 1, trainer.update + 1, float(alpha[-1])))
+        return model_pass(model, x, y, alpha=alpha, **kw)
+
+    trainer.loop.model.forward_backward = spy.__get__(trainer.loop.model)
+    trainer.run()
+    epochs = {e for e, _, _ in seen}
+    assert epochs == {1, 2} and len(seen) > len(epochs)
+    for epoch, update, alpha in seen:
+        t = epoch if alpha_time == "epochs" else update
+        assert alpha == pytest.approx(cfg.alpha0 / t)
+    # the setting is stored with every run
+    assert all(trainer.store.get_run(m.run_id)["config"]["alpha_time"] == alpha_time for m in trainer.loop.members)
+
+
+def test_table1_guards_the_clipping_methods_by_default():
+    src = toy_music()
+    for guard, expected in (("clipping", [False, True, True]), ("always", [True] * 3), ("never", [False] * 3)):
+        trainer = NaturalTrainer(small(guard=guard), src, Store(":memory:"))
+        assert trainer.loop.rule.guard == expected
+
+
 def test_msgd_never_clips_and_the_clipping_methods_do():
     src = toy_music()
     cfg = small(threshold=1e-3, max_epochs=1)

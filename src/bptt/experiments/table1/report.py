@@ -84,7 +84,8 @@ def write_report(results: dict[str, DatasetResult], store, out_dir: Path, *, bud
             f"'{c['init']}' initialization (seed {c['seed']}, the same for the three methods), windows of "
             f"{c['window']} steps, minibatch {c['batch_size']}, lr {lr}"
             f"{' (halved when the validation figure rises)' if c['halve_lr_on_rise'] else ''}, threshold "
-            f"{c['threshold']:g}, α_t = {c['alpha0']:g}/t for {Method.MSGD_CR.label}"
+            f"{c['threshold']:g}, α_t = {c['alpha0']:g}/t for {Method.MSGD_CR.label} "
+            f"(t counted in {c.get('alpha_time', 'updates')}), non-finite guard: {c.get('guard', 'always')}"
             f"{', cost summed over each window' if c['summed_cost'] else ''}; at most {c['max_epochs']} epochs, "
             f"patience {c['patience']}"
             + (f", at most {c['max_updates_per_epoch']} updates per epoch" if c['max_updates_per_epoch'] else "")
