@@ -14,6 +14,11 @@ from pathlib import Path
 from bptt.experiments.sweep import RunSpec, Sweep
 
 BUDGETS = ("smoke", "quick", "full")
+#: The success check at the full budget (our choice; the reference code checks 10,000
+#: sequences every 20 updates): a screen of FULL_CHECK_SEQUENCES fresh sequences every
+#: FULL_CHECK_EVERY updates, confirmed on 10,000 (see :mod:`bptt.training.screen`).
+FULL_CHECK_EVERY = 100
+FULL_CHECK_SEQUENCES = 500
 
 
 @dataclass(frozen=True)

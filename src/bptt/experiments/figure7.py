@@ -19,7 +19,7 @@ import numpy as np
 
 from bptt.experiments import paper
 from bptt.experiments.analysis import Analysis, ClaimCheck, Comparison, Table, frac, pct
-from bptt.experiments.experiment import Budget, Experiment
+from bptt.experiments.experiment import FULL_CHECK_EVERY, FULL_CHECK_SEQUENCES, Budget, Experiment
 from bptt.experiments.sweep import RunSpec
 from bptt.methods import METHOD_COLOR, Method
 from bptt.store import Status
@@ -43,8 +43,9 @@ class Figure7(Experiment):
                              "(the paper: 5,000,000), 1/500 of the paper's budget. Runs that would succeed later "
                              "count as failures here, so every success rate is a lower bound on the paper's "
                              "protocol, most of all at the longer lengths."),
-        "full": Budget("full", seeds=paper.FIGURE7_SEEDS, max_updates=paper.MAX_UPDATES, eval_every=1000,
-                       check_sequences=200, eval_sequences=paper.SUCCESS_SEQUENCES, test_sequences=0,
+        "full": Budget("full", seeds=paper.FIGURE7_SEEDS, max_updates=paper.MAX_UPDATES,
+                       eval_every=FULL_CHECK_EVERY, check_sequences=FULL_CHECK_SEQUENCES,
+                       eval_sequences=paper.SUCCESS_SEQUENCES, test_sequences=0,
                        record_every=1000, checkpoint_every=10_000,
                        note="The paper's protocol: 5 seeds, at most 5,000,000 updates per run, success on 10,000 "
                             "fresh sequences."),

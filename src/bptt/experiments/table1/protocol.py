@@ -87,6 +87,9 @@ BUDGET_SETTINGS: dict[str, dict[str, dict]] = {
 
 #: How t of α_t = alpha0 / t is counted: in epochs (from 1) or in updates (from 1).
 ALPHA_TIMES = ("epochs", "updates")
+#: What runs recorded before these settings existed did; a configuration with these
+#: values hashes as theirs did (:attr:`NaturalConfig.group`), so their stores resume.
+LEGACY_CHOICES = {"alpha_time": "updates", "guard": "always"}
 
 _POSITIVE_INT = Interval(1, None, integer=True)
 _RATE = Interval(0, None, closed="neither")
@@ -207,8 +210,13 @@ class NaturalConfig:
 
     @property
     def group(self) -> str:
-        """A hash of the configuration: the runs of one ensemble share it."""
-        return config_key(self.as_dict())
+        """A hash of the configuration: the runs of one ensemble share it (settings at the
+        values of :data:`LEGACY_CHOICES` are left out, as they were before they existed)."""
+        d = self.as_dict()
+        for k, v in LEGACY_CHOICES.items():
+            if d.get(k) == v:
+                d.pop(k)
+        return config_key(d)
 
     def member(self, method: str) -> dict:
         """The configuration stored with the run of one member."""
