@@ -36,6 +36,8 @@ RANGE_PROBLEMS = ("adding", "multiplication", "temporal_order_3bit", "permutatio
 MEMORIZATION = ("memorization_5bit", "memorization_23bit")
 INIT = "smart_tanh"
 TEST_LENGTHS = (50, 100, 150, 200)
+MEMORIZATION_LENGTHS_NOTE = ("memorization: one model per length, "
+                             + ", ".join(map(str, paper.MEMORIZATION_LENGTHS)))
 COLORS = {"adding": "#1f77b4", "multiplication": "#ff7f0e", "temporal_order_3bit": "#2ca02c",
           "permutation": "#d62728", "memorization_5bit": "#9467bd", "memorization_23bit": "#8c564b"}
 
