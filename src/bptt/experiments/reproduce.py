@@ -8,7 +8,8 @@ result of §4.1, at three budgets:
   the numbers mean nothing.
 * ``quick``: under an hour on two cores, with fewer seeds and far lower update caps
   than the paper; the report says so.
-* ``full``: the paper's protocol.
+* ``full``: the paper's grid and seeds with the reference code's update cap (the
+  success check is ours: see ``docs/reproductions.md``).
 
 :func:`reproduce` runs (or resumes) the sweep, then writes the report
 (:mod:`.report`); it records every invocation (budget, executor, machine, command,
