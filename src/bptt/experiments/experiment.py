@@ -26,7 +26,7 @@ class Budget:
     """How much of the paper's protocol a sweep runs.
 
     Attributes:
-        name: ``smoke``, ``quick`` or ``full``.
+        name: ``smoke``, ``quick``, ``full`` (or an experiment's own, e.g. figure7's ``claims``).
         seeds: runs per configuration (seeds 0..seeds-1).
         max_updates: the update cap of every run.
         eval_every: updates between the cheap checks on ``check_sequences`` sequences.

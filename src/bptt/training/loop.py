@@ -111,6 +111,10 @@ class Schedule:
     def finish(self, loop: "TrainingLoop") -> None:
         """End the members still training once the budget is spent (a final evaluation)."""
 
+    def on_retire(self, loop: "TrainingLoop", keep: list[int]) -> None:
+        """Members leave the ensemble: only the active positions ``keep`` remain (the
+        schedule drops its per-member state of the others, e.g. a carried hidden state)."""
+
     def diverged(self, loop: "TrainingLoop", m: int, update: int) -> None:
         """Record the end of member ``m``, whose parameters or loss became non-finite at
         update ``update`` (the loop retires it afterwards). By default: status
@@ -317,6 +321,8 @@ class TrainingLoop:
             return
         self.flush(schedule)
         keep = [j for j in range(len(self.active)) if j not in set(positions)]
+        if schedule is not None:
+            schedule.on_retire(self, keep)
         self.active = [self.active[j] for j in keep]
         if keep:
             self.model = self.model.select(keep)

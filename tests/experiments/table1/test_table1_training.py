@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import subprocess
@@ -77,6 +78,35 @@ def test_table1_guards_the_clipping_methods_by_default():
     for guard, expected in (("clipping", [False, True, True]), ("always", [True] * 3), ("never", [False] * 3)):
         trainer = NaturalTrainer(small(guard=guard), src, Store(":memory:"))
         assert trainer.loop.rule.guard == expected
+
+
+def test_an_unguarded_msgd_member_that_overflows_ends_diverged_with_its_best_epoch():
+    # MSGD's gradient turns infinite at the second update of epoch 2; by default nothing guards it
+    src = toy_music()
+    store = Store(":memory:")
+    trainer = NaturalTrainer(small(max_epochs=3), src, store)
+    model_pass = type(trainer.model).forward_backward
+    hit = []
+
+    def overflow(model, x, y, **kw):
+        out = model_pass(model, x, y, **kw)
+        if trainer.epoch == 1 and trainer.position == 1:
+            hit.append(trainer.update + 1)
+            w = torch.ones_like(out.grads["W_rec"])
+            w[0] = math.inf
+            out.grads["W_rec"] = out.grads["W_rec"] * w
+            out.grad_norm = out.grad_norm * w[:, 0, 0]
+        return out
+
+    trainer.loop.model.forward_backward = overflow.__get__(trainer.loop.model)
+    trainer.run()
+    msgd = store.get_run(trainer.loop.members[0].run_id)
+    assert len(hit) == 1
+    assert msgd["status"] == "diverged" and msgd["metrics"]["diverged_at"] == hit[0]
+    assert msgd["metrics"]["best_epoch"] == 1 and math.isfinite(msgd["metrics"]["test"])
+    assert [e["step"] for e in store.events(msgd["id"], "diverged")] == hit
+    for m in trainer.loop.members[1:]:
+        assert store.get_run(m.run_id)["status"] == "succeeded"
 
 
 def test_msgd_never_clips_and_the_clipping_methods_do():

@@ -175,6 +175,11 @@ class _EpochStats:
             self.nonfinite += block["nonfinite"][i]
             self.omega_sum += block["omega"][i]
 
+    def keep(self, rows: list[int]) -> None:
+        """Keep the sums of the members at ``rows`` only (the others left the ensemble)."""
+        for k in self.ARRAYS:
+            setattr(self, k, getattr(self, k)[rows])
+
     def state(self) -> dict:
         return {k: torch.from_numpy(v.copy()) if isinstance(v, np.ndarray) else v for k, v in vars(self).items()}
 
@@ -323,6 +328,13 @@ class NaturalTrainer(Schedule):
 
     def on_block(self, loop: TrainingLoop, block: dict[str, np.ndarray], counts: list[float]) -> None:
         self.stats.add(block, counts)
+
+    def on_retire(self, loop: TrainingLoop, keep: list[int]) -> None:
+        # a member that leaves within an epoch (diverged) takes its carried state and sums along
+        if self.h is not None and self.h.shape[0] == len(loop.active):
+            self.h = self.h[torch.as_tensor(keep, dtype=torch.long, device=self.h.device)]
+        if len(self.stats.loss_nats) == len(loop.active):
+            self.stats.keep(keep)
 
     # -- the end of an epoch ------------------------------------------------------------------------
     def evaluate(self, split: str) -> np.ndarray:
