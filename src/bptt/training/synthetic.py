@@ -8,8 +8,9 @@ with at most k wrong (k derived so that a network whose true error is at
 ``success_error`` passes with probability ≥ 99%, :mod:`bptt.training.screen`), is
 confirmed on ``eval_sequences`` (10,000) fresh ones, stopped as soon as the failure is
 certain; a member stops when it succeeds (error below ``success_error``, or no error
-at all when ``strict``: the reference code's rule) or when the update budget is spent. Members that stop leave the ensemble, so the rest keep training at
-full speed.
+at all when ``strict``: the reference code's rule), when the update budget is spent,
+or when its parameters became non-finite without the guard (``diverged``). Members
+that stop leave the ensemble, so the rest keep training at full speed.
 
 Every member is one run in the results store: its configuration, status, curves
 (averaged over blocks of ``record_every`` updates), events and checkpoints.
