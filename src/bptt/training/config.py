@@ -11,6 +11,7 @@ from bptt.methods import Method
 from bptt.models import ElmanRNN
 from bptt.models.init import INITS
 from bptt.omega import OMEGA_VARIANTS
+from bptt.optim.sgd import GUARDS
 from bptt.validation import NONE, Check, Interval, Options, PerMember, check_params
 
 METHODS = tuple(m.value for m in Method)
@@ -43,6 +44,8 @@ CONSTRAINTS = {
     "dtype": [Options("float32", "float64")],
     "device": [Check(lambda v: isinstance(v, str) and bool(v), "a device name such as 'cpu' or 'cuda'")],
     "record_every": [_POSITIVE_INT], "checkpoint_every": [_POSITIVE_INT],
+    # -- the protocol's open choices --
+    "guard": [Options(GUARDS)],
 }
 LABELS = {"lr": "learning rate (lr)", "threshold": "clipping threshold", "alpha": "alpha (the weight of Ω)",
           "seeds": "seeds (one per member)"}
@@ -54,6 +57,11 @@ class TrainConfig:
 
     ``method`` picks the paper's variants: ``msgd`` (plain SGD), ``msgd-c`` (with
     gradient clipping, Algorithm 1), ``msgd-cr`` (clipping and Ω with weight α).
+
+    ``guard`` says which members the non-finite guard protects (:func:`bptt.optim.guarded`):
+    ``"clipping"`` (the reference code: only MSGD-C and MSGD-CR), ``"always"`` or
+    ``"never"``; an unprotected member whose parameters or loss become non-finite ends
+    as ``diverged``.
 
     ``method``, ``lr``, ``threshold`` and ``alpha`` may each also be a list with one
     entry per seed: runs that differ only in these then train in one ensemble, each
@@ -88,6 +96,8 @@ class TrainConfig:
     device: str = "cpu"
     record_every: int = 10
     checkpoint_every: int = 2000
+    # -- the protocol's open choices --
+    guard: str = "clipping"
 
     def validate(self) -> "TrainConfig":
         """Check every field (see :data:`CONSTRAINTS`) and how they fit together; raise
