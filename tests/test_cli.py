@@ -173,3 +173,27 @@ def test_a_store_that_cannot_be_created_is_a_clean_error(tmp_path):
     res = CliRunner().invoke(main, ["runs", "--store", str(blocker / "sub" / "r.sqlite")])
     assert res.exit_code != 0 and "r.sqlite" in res.output
     assert res.exception is None or isinstance(res.exception, SystemExit)
+
+
+@pytest.mark.parametrize("guard, status", [("clipping", Status.DIVERGED), ("always", None)])
+def test_train_guard_decides_whether_an_overflowing_msgd_run_diverges(tmp_path, guard, status):
+    store = tmp_path / "s.sqlite"
+    args = ["train", "--task", "temporal_order", "--length", "10", "--method", "msgd", "--lr", "10",
+            "--init", "identity", "--unit", "linear", "--hidden", "16", "--max-updates", "40", "--eval-every", "20",
+            "--eval-sequences", "100", "--guard", guard, "--store", str(store), "--no-progress"]
+    res = CliRunner().invoke(main, args, catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    run = Store(store).list_runs()[0]
+    assert run["config"]["guard"] == guard
+    if status is not None:
+        assert run["status"] == status and "diverged_at" in run["metrics"]
+    else:
+        assert run["status"] != Status.DIVERGED and run["metrics"]["nonfinite"] > 0
+
+
+@pytest.mark.parametrize("args", [["train", "--guard", "sometimes"], ["reproduce", "table1", "--alpha-time", "hours"],
+                                  ["reproduce", "table1", "--guard", "sometimes"],
+                                  ["reproduce", "synthetic", "--budget", "claims"]])
+def test_protocol_choices_are_checked(args):
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 2 and "Invalid value" in res.output and "Traceback" not in res.output

@@ -25,6 +25,23 @@ def check_report(out, name, runs):
     assert f"bptt reproduce {name} --budget smoke" in md and f"bptt report {name}-smoke" in md
     assert "would take at most" in md and "Machine:" in md
     assert (out / "summary.md").exists() and (out / f"{name}.png").exists() and (out / f"{name}.svg").exists()
+    # at the smoke budget: a banner first, and no verdict that compares with the paper
+    assert md.splitlines()[2].startswith("> **Smoke budget") and "class=\"banner\"" in html
+    verdicts = [c["verdict"] for c in data["analysis"]["comparisons"] + data["analysis"]["claims"]]
+    assert verdicts and set(verdicts) == {"not comparable at this budget"}
+    for red in ("**does not hold**", "| differs |", "**holds**", "| matches |"):
+        assert red not in md
+    for red in ('class="v-does-not-hold"', 'class="v-differs"', 'class="v-holds"', 'class="v-matches"'):
+        assert red not in html
+    # the protocol as it ran, and what produced the report
+    from bptt.experiments.protocol_table import markdown, rows
+    assert markdown(rows(name, get(name).budget("smoke"))) in md
+    manifest = json.loads((out / "sweep.json").read_text())
+    made = manifest["invocations"][-1]["provenance"]
+    assert made["command"] and (made["commit"] is None or len(made["commit"]) == 40)
+    assert (f"commit `{made['commit'][:12]}`" if made["commit"] else f"bptt {made['version']}") in md
+    settings = manifest["invocations"][-1]["settings"]
+    assert len(settings) == runs and {s["seed"] for s in settings} == {0}
     return md, data
 
 
@@ -45,6 +62,30 @@ def test_the_budgets_and_grids():
         assert len(e.specs(e.budget("smoke"))) == PLANNED[e.name]
     with pytest.raises(ValueError, match="budget"):
         f7.budget("huge")
+
+
+def test_the_claims_budget_runs_smart_tanh_msgd_cr_at_every_length():
+    f7 = get("figure7")
+    b = f7.budget("claims")
+    cfgs = [s.train_config() for s in f7.specs(b)]
+    assert len(cfgs) == 5 * 5 and b.max_updates == 200_000
+    assert {(c["init"], c["method"]) for c in cfgs} == {("smart_tanh", "msgd-cr")}
+    assert sorted({c["min_length"] for c in cfgs}) == list(paper.FIGURE7_LENGTHS)
+    assert {(c["alpha"], c["threshold"], c["lr"], c["batch_size"], c["hidden"]) for c in cfgs} == \
+        {(4.0, 1.0, 0.01, 20, 50)}
+    assert {c["seed"] for c in cfgs} == set(range(5))
+    for name in ("synthetic", "generalization"):
+        with pytest.raises(ValueError, match="budget"):
+            get(name).budget("claims")
+
+
+def test_the_full_budgets_check_often_enough():
+    from bptt.training.screen import screen_rule
+
+    for e in experiments().values():
+        b = e.budget("full")
+        rule = screen_rule(b.check_sequences, b.eval_sequences, paper.SUCCESS_ERROR)
+        assert b.eval_every <= 100 and rule.miss <= 0.01
 
 
 @pytest.mark.parametrize("name", ["figure7", "synthetic", "generalization"])

@@ -227,3 +227,16 @@ def test_progress_display_counts_from_the_store(tmp_path):
 def test_unknown_executor():
     with pytest.raises(ValueError, match="executor"):
         sw.make_executor("threads")
+
+
+def test_a_setting_left_at_its_default_does_not_change_a_runs_key():
+    from bptt.experiments.grid import KEY_DEFAULTS, keyed
+    from bptt.experiments.sweep import RunSpec, Sweep
+
+    base = {"task": "temporal_order", "min_length": 10, "max_length": 10, "seed": 0}
+    spec = RunSpec(base)
+    assert spec.train_config()["guard"] == KEY_DEFAULTS["guard"]
+    assert "guard" not in keyed(spec.train_config())
+    plain = Sweep("s", [spec]).keys[0]
+    assert Sweep("s", [RunSpec({**base, "guard": "clipping"})]).keys[0] == plain
+    assert Sweep("s", [RunSpec({**base, "guard": "always"})]).keys[0] != plain

@@ -106,3 +106,23 @@ def test_bad_settings_are_refused(kw, match):
 def test_a_threshold_is_not_needed_where_no_member_clips():
     rule = PaperSGD([0.1, 0.1], threshold=[math.nan, 1.0], clip=[False, True])
     assert rule.clip == [False, True]
+
+
+def test_the_guard_protects_only_the_members_it_is_given():
+    # members 0 and 1 clip, member 2 does not; by default (the reference code) member 2 is not guarded
+    params = {"W_rec": torch.ones(3, 2, 2, dtype=torch.float64)}
+    grads = {"W_rec": torch.full((3, 2, 2), math.inf, dtype=torch.float64)}
+    norm = torch.full((3,), math.inf, dtype=torch.float64)
+    rule = PaperSGD([0.1] * 3, threshold=1.0, clip=[True, True, False], dtype=torch.float64)
+    assert rule.guard == [True, True, False]
+    bad, _ = rule.step(params, grads, norm)
+    assert bad.tolist() == [True, True, False]
+    assert torch.isfinite(params["W_rec"][:2]).all() and not torch.isfinite(params["W_rec"][2]).any()
+    # an explicit guard per member overrides the default, and survives select and a checkpoint
+    rule = PaperSGD([0.1] * 3, threshold=1.0, clip=[True, True, False], guard=[False, True, True],
+                    dtype=torch.float64)
+    rule.select([1, 2])
+    assert rule.guard == [True, True]
+    other = PaperSGD([0.1] * 2, dtype=torch.float64)
+    other.load_state_dict(rule.state_dict())
+    assert other.guard == [True, True]

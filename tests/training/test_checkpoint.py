@@ -206,8 +206,10 @@ def toy_music(seed=0, n=(6, 3, 3), length=(20, 70)):
 
 
 def table1_config(**kw):
+    # the version-1 store counted α's t in updates and guarded every member
     base = dict(hidden=4, window=12, batch_size=2, eval_batch_size=4, max_epochs=3, patience=5,
-                record_every=2, checkpoint_every=3, max_updates_per_epoch=None, eval_windows=None)
+                record_every=2, checkpoint_every=3, max_updates_per_epoch=None, eval_windows=None,
+                alpha_time="updates", guard="always")
     base.update(kw)
     return protocol("nottingham", "smoke", **base)
 

@@ -42,3 +42,36 @@ def test_the_old_screen_missed_half_of_the_networks_it_should_pass():
 def test_bad_settings_are_refused(kw):
     with pytest.raises(ValueError):
         screen_threshold(**kw)
+
+
+def test_the_rule_of_the_tasks_derives_its_threshold_and_rejects_exactly():
+    from bptt.training.screen import SCREEN_CONFIDENCE, screen_rule
+
+    rule = screen_rule(500, 10_000, 0.01)
+    assert rule.k == screen_threshold(500, 0.01, SCREEN_CONFIDENCE)
+    assert rule.miss == pytest.approx(miss_probability(500, rule.k)) and rule.miss <= 0.01
+    assert rule.passes_screen(rule.k) and not rule.passes_screen(rule.k + 1)
+    # success: fewer than 1% of 10,000 wrong; so 100 wrong settle the failure and the confirmation may stop
+    assert rule.reject_at == 100
+    assert rule.passes(99, 10_000) and not rule.passes(100, 10_000)
+    assert f"at most {rule.k} wrong" in rule.describe()
+
+
+def test_strict_is_the_reference_codes_rule_no_error_at_all():
+    from bptt.training.screen import screen_rule
+
+    rule = screen_rule(200, 10_000, 0.01, strict=True)
+    assert rule.k == 0 and rule.reject_at == 1 and rule.miss == 0.0
+    assert rule.passes(0, 10_000) and not rule.passes(1, 10_000)
+
+
+def test_the_confirmation_stops_once_every_member_has_failed():
+    from bptt.training.synthetic import Trainer
+    from bptt.training.config import TrainConfig
+
+    cfg = TrainConfig(min_length=20, max_length=20, hidden=8, seeds=[0, 1], check_sequences=50)
+    trainer = Trainer(cfg)                                  # untrained: about 75% of the sequences wrong
+    wrong, done = trainer.wrong_counts(10_000, reject_at=trainer.screen.reject_at)
+    assert done == 1000 and bool((wrong >= 100).all())
+    wrong, done = trainer.wrong_counts(3000)
+    assert done == 3000

@@ -163,15 +163,52 @@ def test_sigterm_with_its_default_action_ends_the_process_after_the_checkpoint(t
     assert {store.load_checkpoint(r["id"])[0] for r in runs} == {17}
 
 
-def test_nonfinite_updates_are_counted_not_fatal():
+def test_nonfinite_updates_are_counted_not_fatal_when_guarded():
     # a huge learning rate on a linear unit makes the gradients overflow
-    cfg = small(unit="linear", init="basic_tanh", lr=50.0, method="msgd", max_updates=40, seeds=[0])
+    cfg = small(unit="linear", init="basic_tanh", lr=50.0, method="msgd", max_updates=40, seeds=[0], guard="always")
     store = Store(":memory:")
     res = Trainer(cfg, store).run()
     m = res.members[0]
-    assert m.nonfinite > 0
+    assert m.nonfinite > 0 and m.status != "diverged"
     assert store.count_events(m.run_id, "nonfinite") == m.nonfinite
     assert res.model is not None and torch.isfinite(res.model.W_rec).all()
+
+
+def test_an_unguarded_member_that_overflows_ends_diverged_at_the_update_it_happened():
+    # the same overflow under the default guard: MSGD does not clip, so nothing protects it
+    cfg = small(unit="linear", init="basic_tanh", lr=50.0, method=["msgd", "msgd-c"], max_updates=40,
+                seeds=[0, 0], record_every=1)
+    store = Store(":memory:")
+    res = Trainer(cfg, store).run()
+    plain, clipped = res.members
+    assert plain.status == "diverged" and clipped.status != "diverged"
+    run = store.get_run(plain.run_id)
+    u = run["metrics"]["diverged_at"]
+    assert run["status"] == "diverged" and plain.updates == u < 40
+    assert plain.nonfinite == 0                              # nothing refused: the update was applied
+    assert [e["step"] for e in store.events(plain.run_id, "diverged")] == [u]
+    # the numbers that decide it: the gradient norm (or loss) of update u is not finite, those before are
+    curve = store.get_curve(plain.run_id, ["grad_norm", "loss"])
+    steps, norms = curve["grad_norm"]
+    losses = curve["loss"][1]
+    at = list(steps).index(u)
+    assert not (math.isfinite(norms[at]) and math.isfinite(losses[at]))
+    assert all(math.isfinite(v) for v in norms[:at]) and all(math.isfinite(v) for v in losses[:at])
+    assert steps[-1] == u                                   # nothing recorded after it left
+    # the clipping member trained on to the end of its budget, unharmed
+    assert clipped.updates == 40 or clipped.status == "succeeded"
+
+
+@pytest.mark.parametrize("guard, expected", [("clipping", [False, True, True]), ("always", [True, True, True]),
+                                             ("never", [False, False, False])])
+def test_which_members_the_guard_protects(guard, expected):
+    cfg = small(method=["msgd", "msgd-c", "msgd-cr"], seeds=[0, 0, 0], guard=guard)
+    assert Trainer(cfg).loop.rule.guard == expected
+
+
+def test_an_unknown_guard_is_refused():
+    with pytest.raises(ValueError, match="guard"):
+        small(guard="sometimes").validate()
 
 
 @pytest.mark.parametrize("kw, match", [

@@ -35,11 +35,12 @@ def reproduce() -> None:
     """
 
 
-def _sweep_options(f):
+def _sweep_options(f, budgets=BUDGETS):
+    extra = "".join(f"; {b}: see docs/reproductions.md" for b in budgets if b not in BUDGETS)
     options = [
-        click.option("--budget", default="smoke", show_default=True, type=click.Choice(BUDGETS),
+        click.option("--budget", default="smoke", show_default=True, type=click.Choice(list(budgets)),
                      help="smoke: minutes, checks the pipeline; quick: under an hour on 2 cores, fewer seeds and "
-                          "lower update caps; full: the paper's protocol."),
+                          "lower update caps; full: the paper's protocol" + extra + "."),
         store_option,
         out_option(None, "Where the report goes (default reproductions/SWEEP)."),
         click.option("--sweep", "sweep_name", help="Name of the sweep in the store (default EXPERIMENT-BUDGET)."),
@@ -66,13 +67,11 @@ _EXPERIMENT_HELP = {
 }
 
 
-def _experiment_command(experiment: str, title: str) -> click.Command:
-    @click.command(experiment, help=_EXPERIMENT_HELP.get(experiment, title))
-    @_sweep_options
+def _experiment_command(experiment: str, title: str, budgets=BUDGETS) -> click.Command:
     @library_errors
     def command(**options) -> None:
         _run_sweep(experiment, **options)
-    return command
+    return click.command(experiment, help=_EXPERIMENT_HELP.get(experiment, title))(_sweep_options(command, budgets))
 
 
 def _run_sweep(experiment, budget, store_path, out_dir, sweep_name, executor, workers, address, threads, report,
@@ -98,7 +97,7 @@ def _run_sweep(experiment, budget, store_path, out_dir, sweep_name, executor, wo
 
 
 for _experiment in EXPERIMENTS:
-    reproduce.add_command(_experiment_command(_experiment.name, _experiment.title))
+    reproduce.add_command(_experiment_command(_experiment.name, _experiment.title, tuple(_experiment.budgets)))
 
 
 @click.command()

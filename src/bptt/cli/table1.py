@@ -8,7 +8,8 @@ from pathlib import Path
 import click
 
 from bptt.cli.common import check_device, open_store, out_option, progress_option, sigterm_as_interrupt, store_option
-from bptt.experiments.table1.protocol import BUDGETS, DATASETS
+from bptt.experiments.table1.protocol import ALPHA_TIMES, BUDGETS, DATASETS
+from bptt.optim.sgd import GUARDS
 
 
 def _datasets(values: tuple[str, ...]) -> list[str]:
@@ -46,8 +47,14 @@ def _datasets(values: tuple[str, ...]) -> list[str]:
               help="Dropout on the inputs and the readout, never the recurrence (Zaremba et al. 2014); "
                    "0: the paper's training.")
 @progress_option
+# -- the protocol's open choices --
+@click.option("--alpha-time", default="epochs", show_default=True, type=click.Choice(ALPHA_TIMES),
+              help="Count t of MSGD-CR's α_t = α₀/t in epochs or in updates (the paper does not say).")
+@click.option("--guard", default="clipping", show_default=True, type=click.Choice(GUARDS),
+              help="Which members the non-finite guard protects: those that clip (the reference code), "
+                   "always, or never.")
 def table1_command(datasets, budget, data_dir, out_dir, store_path, seed, threads, device, max_epochs,
-                   restart, progress, dropout) -> None:
+                   restart, progress, alpha_time, guard, dropout) -> None:
     """The paper's Table 1: MSGD, MSGD-C and MSGD-CR on the natural problems.
 
     Trains the three methods on each data set (Piano-midi.de, Nottingham, MuseData,
@@ -66,7 +73,7 @@ def table1_command(datasets, budget, data_dir, out_dir, store_path, seed, thread
                    out_dir=Path(out_dir) if out_dir else None, seed=seed, device=device, threads=threads,
                    max_epochs=max_epochs,
                    restart=restart,
-                   progress=progress, echo=click.echo, dropout=dropout)
+                   progress=progress, echo=click.echo, alpha_time=alpha_time, guard=guard, dropout=dropout)
     except (FileNotFoundError, ValueError, RuntimeError) as exc:
         raise click.ClickException(str(exc)) from None
     except KeyboardInterrupt:

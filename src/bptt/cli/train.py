@@ -20,6 +20,7 @@ from bptt.engine.units import UNITS
 from bptt.methods import Method
 from bptt.models.init import INITS
 from bptt.omega.terms import OMEGA_VARIANTS
+from bptt.optim.sgd import GUARDS
 from bptt.store import Status
 
 
@@ -83,6 +84,10 @@ def tasks_cmd() -> None:
               help="Floating-point type of the networks.")
 @click.option("--device", default="cpu", show_default=True, callback=check_device,
               help="Torch device, e.g. cpu or cuda.")
+# -- the protocol's open choices --
+@click.option("--guard", default="clipping", show_default=True, type=click.Choice(GUARDS),
+              help="Which members the non-finite guard protects: those that clip (the reference code), "
+                   "always, or never. An unprotected member that overflows ends as diverged.")
 @store_option
 @click.option("--resume", type=int, help="Resume the stopped training that run RUN_ID belongs to.")
 @progress_option
@@ -107,7 +112,8 @@ def train(**o) -> None:
             batch_size=o["batch_size"], max_updates=o["max_updates"], eval_every=o["eval_every"],
             eval_sequences=o["eval_sequences"], success_error=o["success_error"], strict=o["strict"],
             seeds=parse_seeds(o["seeds"]), dtype=o["dtype"], device=o["device"],
-            record_every=o["record_every"], checkpoint_every=o["checkpoint_every"])
+            record_every=o["record_every"], checkpoint_every=o["checkpoint_every"],
+            guard=o["guard"])
         config.l1, config.l2 = o["l1"], o["l2"]
         try:
             check_fits(config.validate())

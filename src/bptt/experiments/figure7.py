@@ -19,12 +19,16 @@ import numpy as np
 
 from bptt.experiments import paper
 from bptt.experiments.analysis import Analysis, ClaimCheck, Comparison, Table, frac, pct
-from bptt.experiments.experiment import Budget, Experiment
+from bptt.experiments.experiment import FULL_CHECK_EVERY, FULL_CHECK_SEQUENCES, Budget, Experiment
 from bptt.experiments.sweep import RunSpec
 from bptt.methods import METHOD_COLOR, Method
 from bptt.store import Status
 
 METHOD_MARKER = {Method.MSGD: "s", Method.MSGD_C: "o", Method.MSGD_CR: "^"}
+
+
+#: Budgets that run only part of the grid: budget → (initializations, methods).
+PARTIAL_GRIDS = {"claims": (("smart_tanh",), (Method.MSGD_CR,))}
 
 
 class Figure7(Experiment):
@@ -43,18 +47,28 @@ class Figure7(Experiment):
                              "(the paper: 5,000,000), 1/500 of the paper's budget. Runs that would succeed later "
                              "count as failures here, so every success rate is a lower bound on the paper's "
                              "protocol, most of all at the longer lengths."),
-        "full": Budget("full", seeds=paper.FIGURE7_SEEDS, max_updates=paper.MAX_UPDATES, eval_every=1000,
-                       check_sequences=200, eval_sequences=paper.SUCCESS_SEQUENCES, test_sequences=0,
+        "full": Budget("full", seeds=paper.FIGURE7_SEEDS, max_updates=paper.MAX_UPDATES,
+                       eval_every=FULL_CHECK_EVERY, check_sequences=FULL_CHECK_SEQUENCES,
+                       eval_sequences=paper.SUCCESS_SEQUENCES, test_sequences=0,
                        record_every=1000, checkpoint_every=10_000,
-                       note="The paper's protocol: 5 seeds, at most 5,000,000 updates per run, success on 10,000 "
-                            "fresh sequences."),
+                       note="The paper's grid and update cap: 5 seeds, at most 5,000,000 updates per run (the "
+                            "reference code's cap), success on 10,000 fresh sequences; the success check every 100 "
+                            "updates is our choice (the reference code: every 20)."),
+        "claims": Budget("claims", seeds=paper.FIGURE7_SEEDS, max_updates=200_000, eval_every=FULL_CHECK_EVERY,
+                         check_sequences=FULL_CHECK_SEQUENCES, eval_sequences=paper.SUCCESS_SEQUENCES,
+                         test_sequences=0, record_every=1000, checkpoint_every=10_000,
+                         note="Only the paper's clearest claim: MSGD-CR from smart_tanh at every length, 5 seeds, "
+                              "at most 200,000 updates per run (1/25 of the paper's cap), the paper's settings "
+                              "otherwise. The other initializations and methods are not run, so the claims that "
+                              "compare methods are not tested."),
     }
 
     def specs(self, budget: Budget) -> list[RunSpec]:
         out = []
-        for init in paper.FIGURE7_INITS:
+        inits, methods = PARTIAL_GRIDS.get(budget.name, (paper.FIGURE7_INITS, paper.FIGURE7_METHODS))
+        for init in inits:
             for length in paper.FIGURE7_LENGTHS:
-                for method in paper.FIGURE7_METHODS:
+                for method in methods:
                     for seed in range(budget.seeds):
                         train = {"task": "temporal_order", "min_length": length, "max_length": length,
                                  "hidden": paper.HIDDEN, "init": init, "method": method.value,
@@ -93,26 +107,31 @@ class Figure7(Experiment):
         any_success = any(c["succeeded"] for c in cells.values())
         out = []
 
-        # MSGD-CR >= MSGD-C >= MSGD in every cell
-        tested, broken = 0, []
+        # MSGD-CR >= MSGD-C >= MSGD in every cell; a cell where no run succeeded ties and tells nothing
+        tested, informative, broken = 0, 0, []
         for init in inits:
             for L in lengths:
                 r = [self.rate(cells, init, m, L) for m in methods]
                 if None in r:
                     continue
                 tested += 1
+                informative += any(x > 0 for x in r)
                 if not (r[2] >= r[1] >= r[0]):
                     broken.append(f"{init} L={L} ({', '.join(pct(x) for x in r)})")
+        methods_run = {k[1] for k in cells}
         if not tested or not any_success:
             out.append(ClaimCheck(claims["ordering"], "not tested",
                                   "no run succeeded, so the methods cannot be told apart" if tested
+                                  else "this budget does not run the three methods" if len(methods_run) < 3
                                   else "no initialization and length has results for all three methods yet"))
         elif broken:
             out.append(ClaimCheck(claims["ordering"], "does not hold",
-                                  f"the order is broken in {len(broken)} of {tested} cells (MSGD, MSGD-C, MSGD-CR): "
-                                  + "; ".join(broken)))
+                                  f"the order of success rates is broken in {len(broken)} of {tested} cells (MSGD, "
+                                  f"MSGD-C, MSGD-CR): " + "; ".join(broken)))
         else:
-            out.append(ClaimCheck(claims["ordering"], "holds", f"in all {tested} initialization × length cells"))
+            out.append(ClaimCheck(claims["ordering"], "holds",
+                                  f"success rates in order in all {tested} initialization × length cells, but only "
+                                  f"{informative} of them have any success; the others tie at 0%"))
 
         # the advantage of clipping (and Ω) over MSGD grows with the length
         gaps = []
@@ -128,7 +147,8 @@ class Figure7(Experiment):
             f"L={L}: {100 * g:+.0f} pts" for L, g in known)
         if len(known) < 2 or not any_success:
             out.append(ClaimCheck(claims["length"], "not tested",
-                                  "no run succeeded" if known else "not enough lengths have results"))
+                                  "no run succeeded" if known else "this budget does not run the three methods"
+                                  if len(methods_run) < 3 else "not enough lengths have results"))
         else:
             x = np.array([L for L, _ in known], float)
             y = np.array([g for _, g in known])
@@ -207,7 +227,10 @@ class Figure7(Experiment):
         data = {"cells": [{"init": k[0], "method": k[1], "length": k[2], **v} for k, v in sorted(cells.items())]}
         notes = ["The paper's Figure 7 curves are not transcribed here; the report checks its stated claims "
                  "instead. Within one initialization and length the members with the same seed start from the "
-                 "same weights, so the three methods are compared on the same networks."]
+                 "same weights, so the three methods are compared on the same networks.",
+                 "The claims are checked on success rates. Where few runs succeed, most cells tie at 0% and say "
+                 "nothing; any ordering of the methods read from the mean final errors above is a statement about "
+                 "errors at the update cap, not about success."]
         return Analysis(headline, [fig], [table, error_table], comparisons, claims, notes, data)
 
     def plot(self, cells: dict, stem: Path, budget: Budget) -> Path:

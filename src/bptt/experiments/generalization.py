@@ -14,7 +14,7 @@ from pathlib import Path
 
 from bptt.experiments import paper
 from bptt.experiments.analysis import Analysis, ClaimCheck, Comparison, Table, frac, pct
-from bptt.experiments.experiment import Budget, Experiment
+from bptt.experiments.experiment import FULL_CHECK_EVERY, FULL_CHECK_SEQUENCES, Budget, Experiment
 from bptt.experiments.sweep import RunSpec
 from bptt.methods import Method
 from bptt.store import Status
@@ -36,8 +36,9 @@ class Generalization(Experiment):
                         note="The quick budget keeps the paper's 5 seeds and 10,000 test sequences per length but "
                              "caps training at 50,000 updates (the full budget: 5,000,000), 1% of the full "
                              "budget. Networks that have not learnt the task by then are tested all the same."),
-        "full": Budget("full", seeds=paper.GENERALIZATION_SEEDS, max_updates=paper.MAX_UPDATES, eval_every=1000,
-                       check_sequences=200, eval_sequences=paper.SUCCESS_SEQUENCES, test_sequences=10_000,
+        "full": Budget("full", seeds=paper.GENERALIZATION_SEEDS, max_updates=paper.MAX_UPDATES,
+                       eval_every=FULL_CHECK_EVERY, check_sequences=FULL_CHECK_SEQUENCES,
+                       eval_sequences=paper.SUCCESS_SEQUENCES, test_sequences=10_000,
                        record_every=1000, checkpoint_every=10_000,
                        note="5 seeds, at most 5,000,000 updates (the cap of Figure 7), 10,000 test sequences per "
                             "length."),

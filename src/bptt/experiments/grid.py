@@ -79,7 +79,7 @@ class Sweep:
             seed = t.pop("seed")
             TrainConfig(**t, seeds=[int(seed)]).validate()
             self.configs.append(spec.stored_config())
-        self.keys = [config_key({"sweep": name, **c}) for c in self.configs]
+        self.keys = [config_key({"sweep": name, **keyed(c)}) for c in self.configs]
         if len(set(self.keys)) != len(self.keys):
             raise ValueError(f"sweep {name!r} lists the same run configuration more than once")
 
@@ -88,6 +88,17 @@ class Sweep:
 
     def key(self, i: int) -> str:
         return self.keys[i]
+
+
+#: Settings added to :class:`TrainConfig` after sweeps were first recorded: at these
+#: values they are left out of a run's key (and so of its pack's data seed), which
+#: stay what they were before the setting existed.
+KEY_DEFAULTS = {"guard": "clipping"}
+
+
+def keyed(config: dict) -> dict:
+    """``config`` as it enters a run's key: :data:`KEY_DEFAULTS` left out at their values."""
+    return {k: v for k, v in config.items() if not (k in KEY_DEFAULTS and v == KEY_DEFAULTS[k])}
 
 
 def steps_per_update(config: dict) -> float:

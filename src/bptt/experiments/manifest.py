@@ -9,6 +9,8 @@ import os
 import platform
 import shlex
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 
@@ -33,6 +35,42 @@ def machine() -> dict:
     return {"host": socket.gethostname(), "cpu": cpu, "cores": os.cpu_count(),
             "platform": platform.platform(), "python": platform.python_version(),
             "torch": torch.__version__, "bptt": bptt_version}
+
+
+def provenance() -> dict:
+    """What produced a report: the commit of the source tree (``git rev-parse HEAD``
+    where the package lives in a git checkout, with whether the tree had uncommitted
+    changes), else the installed package version; and the exact command line.
+
+    Returns ``{"commit", "dirty", "version", "source", "command"}`` (``commit`` and
+    ``dirty`` are ``None`` outside a git checkout).
+    """
+    here = Path(__file__).resolve().parent
+    commit = dirty = None
+    try:
+        def git(*args: str) -> str:
+            return subprocess.run(["git", *args], cwd=here, capture_output=True, text=True, timeout=10,
+                                  check=True).stdout.strip()
+        commit = git("rev-parse", "HEAD") or None
+        if commit:
+            dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
+    except (OSError, subprocess.SubprocessError):
+        commit = dirty = None
+    try:
+        from importlib.metadata import version
+
+        pkg = version("bptt")
+    except Exception:  # noqa: BLE001
+        pkg = "unknown"
+    return {"commit": commit, "dirty": dirty, "version": pkg, "source": "git" if commit else "package version",
+            "command": shlex.join(sys.argv)}
+
+
+def provenance_line(p: dict) -> str:
+    """One line for a report: the commit (or version) and the command."""
+    what = (f"commit `{p['commit'][:12]}`" + (" with uncommitted changes" if p.get("dirty") else "")
+            if p.get("commit") else f"bptt {p.get('version')} (no git checkout)")
+    return f"Produced by {what}, command `{p.get('command')}`."
 
 
 def rerun_command(experiment: str, budget: str, *, store: str | None, out: str | None, sweep: str | None,

@@ -25,7 +25,9 @@ from pathlib import Path
 
 from bptt.experiments import paper
 from bptt.experiments.analysis import Analysis, ClaimCheck, Comparison, Table, frac, pct
-from bptt.experiments.manifest import machine, read_manifest
+from bptt.experiments.manifest import machine, provenance, provenance_line, read_manifest
+from bptt.experiments.protocol_table import markdown as protocol_markdown
+from bptt.experiments.protocol_table import rows as protocol_rows
 from bptt.experiments.registry import get
 from bptt.experiments.sweep import steps_per_update, sweep_state
 from bptt.store import Status, Store
@@ -162,7 +164,13 @@ def write_report(store: Store, sweep: str, out_dir: Path | str, *, echo: Callabl
         "cores": cores, "workers": workers, "cost_this_budget": this, "cost_full": full,
         "commands": commands, "written": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "store": store_path,
+        "protocol": protocol_rows(exp.name, budget), "provenance": provenance(),
+        "run_provenance": invocations[-1].get("provenance") if invocations else None,
+        "settings": invocations[-1].get("settings") if invocations else None,
+        "comparable": budget.name != "smoke",
     }
+    if not meta["comparable"]:
+        analysis = _not_comparable(analysis)
     paths = {"md": out / "report.md", "html": out / "report.html", "json": out / "results.json",
              "summary": out / "summary.md"}
     paths["md"].write_text(render_markdown(analysis, meta))
@@ -173,6 +181,26 @@ def write_report(store: Store, sweep: str, out_dir: Path | str, *, echo: Callabl
         paths[f.stem] = f
     echo("wrote " + ", ".join(str(p) for p in paths.values()))
     return paths
+
+
+SMOKE_BANNER = ("**Smoke budget: a test of the pipeline, not a result.** Every run stops after a handful of "
+                "updates; nothing here is comparable with the paper at this budget.")
+
+
+def _not_comparable(a: Analysis) -> Analysis:
+    """At the smoke budget every verdict reads "not comparable at this budget"."""
+    from dataclasses import replace
+
+    return replace(a, comparisons=[replace(c, verdict="not comparable at this budget") for c in a.comparisons],
+                   claims=[replace(c, verdict="not comparable at this budget") for c in a.claims])
+
+
+def _provenance_lines(meta: dict) -> list[str]:
+    lines = []
+    if meta.get("run_provenance"):
+        lines.append("Training: " + provenance_line(meta["run_provenance"]))
+    lines.append("This report: " + provenance_line(meta["provenance"]))
+    return lines
 
 
 def _jsonable(a: Analysis) -> dict:
@@ -256,9 +284,11 @@ def _md_table(t: Table) -> str:
 
 
 def render_markdown(a: Analysis, meta: dict) -> str:
-    out = [f"# {meta['title']}", "",
-           f"Reproduction of {meta['paper_ref']} of {paper.CITATION}. Sweep `{meta['sweep']}`.", "",
-           a.headline, ""]
+    out = [f"# {meta['title']}", ""]
+    if not meta.get("comparable", True):
+        out += [f"> {SMOKE_BANNER}", ""]
+    out += [f"Reproduction of {meta['paper_ref']} of {paper.CITATION}. Sweep `{meta['sweep']}`.", "",
+            a.headline, ""]
     for f in a.figures:
         out += [f"![{f.stem}]({f.name})", ""]
     out += ["## Our numbers beside the paper's", ""]
@@ -276,9 +306,11 @@ def render_markdown(a: Analysis, meta: dict) -> str:
         out += [_md_table(t), ""]
     if a.notes:
         out += ["## Notes", ""] + [f"* {n}" for n in a.notes] + [""]
+    out += ["## Protocol", "", "Every setting of this run, its value and its source (generated from the code "
+            "that ran).", "", protocol_markdown(meta["protocol"]), ""]
     out += ["## Budget, runtime and machine", "", *[f"* {line}" for line in
             [*_budget_lines(meta), _status_line(meta), *_runtime_lines(meta), _machine_line(meta),
-             *_cost_lines(meta)]], ""]
+             *_cost_lines(meta), *_provenance_lines(meta)]], ""]
     out += ["## Rerun", "", "```bash", *meta["commands"], "```", "",
             f"Results store: `{meta['store']}`. Written {meta['written']}.", ""]
     return "\n".join(out)
@@ -286,6 +318,8 @@ def render_markdown(a: Analysis, meta: dict) -> str:
 
 def render_summary(a: Analysis, meta: dict) -> str:
     out = [f"**{meta['title']}** (budget `{meta['budget']['name']}`): {a.headline}", ""]
+    if not meta.get("comparable", True):
+        out = [f"> {SMOKE_BANNER}", "", *out]
     for f in a.figures[:1]:
         out += [f"![{f.stem}]({f.name})", ""]
     if a.tables:
@@ -308,7 +342,8 @@ caption { caption-side: top; text-align: left; font-weight: 600; padding-bottom:
 figure { margin: 1em 0; } figure img { max-width: 100%; border: 1px solid #d0d7de; }
 .v-holds, .v-matches { color: #1a7f37; font-weight: 600; }
 .v-does-not-hold, .v-differs { color: #cf222e; font-weight: 600; }
-.v-not-tested, .v-not-comparable, .v-pending { color: #9a6700; font-weight: 600; }
+.v-not-tested, .v-not-comparable, .v-pending, .v-not-comparable-at-this-budget { color: #9a6700; font-weight: 600; }
+.banner { background: #fff8c5; border: 1px solid #d4a72c; padding: .6em 1em; }
 pre { background: #f6f8fa; padding: .8em 1em; overflow-x: auto; }
 ul.meta li { margin: .25em 0; } .note { color: #57606a; font-size: .9em; }
 """
@@ -342,6 +377,7 @@ def render_html(a: Analysis, meta: dict, out: Path) -> str:
     parts = [f"<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{html.escape(meta['title'])}"
              f" — {html.escape(meta['sweep'])}</title><style>{_CSS}</style></head><body>",
              f"<h1>{html.escape(meta['title'])}</h1>",
+             *([f"<p class=\"banner\">{_md_inline(SMOKE_BANNER)}</p>"] if not meta.get("comparable", True) else []),
              f"<p class=\"sub\">Reproduction of {html.escape(meta['paper_ref'])} of {html.escape(paper.CITATION)}. "
              f"Sweep <code>{html.escape(meta['sweep'])}</code>, budget <code>{html.escape(meta['budget']['name'])}"
              f"</code>.</p>",
@@ -369,8 +405,11 @@ def render_html(a: Analysis, meta: dict, out: Path) -> str:
     parts += [_html_table(t) for t in a.tables]
     if a.notes:
         parts.append("<h2>Notes</h2><ul>" + "".join(f"<li>{_md_inline(n)}</li>" for n in a.notes) + "</ul>")
+    parts.append("<h2>Protocol</h2>")
+    parts.append(_html_table(Table("Protocol: every setting, its value and its source", ["setting", "value", "source"],
+                                   [list(r) for r in meta["protocol"]])))
     items = [*_budget_lines(meta), _status_line(meta), *_runtime_lines(meta), _machine_line(meta),
-             *_cost_lines(meta)]
+             *_cost_lines(meta), *_provenance_lines(meta)]
     parts.append("<h2>Budget, runtime and machine</h2><ul class=\"meta\">"
                  + "".join(f"<li>{_md_inline(i)}</li>" for i in items) + "</ul>")
     parts.append("<h2>Rerun</h2><pre>" + html.escape("\n".join(meta["commands"])) + "</pre>"

@@ -8,7 +8,8 @@ result of §4.1, at three budgets:
   the numbers mean nothing.
 * ``quick``: under an hour on two cores, with fewer seeds and far lower update caps
   than the paper; the report says so.
-* ``full``: the paper's protocol.
+* ``full``: the paper's grid and seeds with the reference code's update cap (the
+  success check is ours: see ``docs/reproductions.md``).
 
 :func:`reproduce` runs (or resumes) the sweep, then writes the report
 (:mod:`.report`); it records every invocation (budget, executor, machine, command,
@@ -25,7 +26,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Callable
 
-from bptt.experiments.manifest import machine, manifest_path, read_manifest, rerun_command, utc_now
+from bptt.experiments.manifest import machine, manifest_path, provenance, read_manifest, rerun_command, utc_now
 from bptt.experiments.registry import get
 from bptt.experiments.report import write_report
 from bptt.experiments.sweep import SweepSummary, make_executor, run_sweep
@@ -68,6 +69,7 @@ def reproduce(experiment: str, budget: str = "smoke", *, store: Store | str | os
     invocation = {"started": started, "finished": utc_now(), "seconds": summary.seconds, "executor": ex.name,
                   "workers": getattr(ex, "workers", None) or workers or 1, "threads": threads,
                   "argv": " ".join(shlex.quote(a) for a in sys.argv), "machine": machine(),
+                  "provenance": provenance(), "settings": [s.train_config() for s in sweep.specs],
                   "summary": {k: v for k, v in asdict(summary).items() if k != "reports"}}
     manifest = read_manifest(out)
     manifest.update({"sweep": sweep.name, "experiment": exp.name, "budget": asdict(b),

@@ -18,7 +18,7 @@ import numpy as np
 
 from bptt.experiments import paper
 from bptt.experiments.analysis import Analysis, ClaimCheck, Comparison, Table, frac, pct
-from bptt.experiments.experiment import Budget, Experiment
+from bptt.experiments.experiment import FULL_CHECK_EVERY, FULL_CHECK_SEQUENCES, Budget, Experiment
 from bptt.experiments.sweep import RunSpec
 from bptt.methods import Method
 from bptt.store import Status
@@ -36,6 +36,8 @@ RANGE_PROBLEMS = ("adding", "multiplication", "temporal_order_3bit", "permutatio
 MEMORIZATION = ("memorization_5bit", "memorization_23bit")
 INIT = "smart_tanh"
 TEST_LENGTHS = (50, 100, 150, 200)
+MEMORIZATION_LENGTHS_NOTE = ("memorization: one model per length, "
+                             + ", ".join(map(str, paper.MEMORIZATION_LENGTHS)))
 COLORS = {"adding": "#1f77b4", "multiplication": "#ff7f0e", "temporal_order_3bit": "#2ca02c",
           "permutation": "#d62728", "memorization_5bit": "#9467bd", "memorization_23bit": "#8c564b"}
 
@@ -54,8 +56,9 @@ class Synthetic(Experiment):
                         note="The quick budget runs 3 seeds per problem (the paper: 5) and caps every run at "
                              "10,000 updates (the full budget: 5,000,000). Runs that would succeed later count as "
                              "failures here: the success rates are lower bounds."),
-        "full": Budget("full", seeds=paper.SYNTHETIC_RUNS, max_updates=paper.MAX_UPDATES, eval_every=1000,
-                       check_sequences=200, eval_sequences=paper.SUCCESS_SEQUENCES, test_sequences=10_000,
+        "full": Budget("full", seeds=paper.SYNTHETIC_RUNS, max_updates=paper.MAX_UPDATES,
+                       eval_every=FULL_CHECK_EVERY, check_sequences=FULL_CHECK_SEQUENCES,
+                       eval_sequences=paper.SUCCESS_SEQUENCES, test_sequences=10_000,
                        record_every=1000, checkpoint_every=10_000,
                        note="5 runs per problem, at most 5,000,000 updates each (the cap of Figure 7), success on "
                             "10,000 fresh sequences, 10,000 test sequences per length."),

@@ -2,7 +2,11 @@
 
 The guard: a gradient whose norm is NaN, infinite or above :data:`NORM_LIMIT` is not
 trusted; the update is dropped and the recurrent weights shrink instead
-(W_rec ← W_rec − lr · :data:`SHRINK` · W_rec), as in the authors' code.
+(W_rec ← W_rec − lr · :data:`SHRINK` · W_rec), as in the authors' code. The authors'
+code (RNN.py) applies it only inside its clipping branch, so by default only the
+members that clip are guarded (:data:`GUARDS`, :func:`guarded`); an unguarded member
+applies whatever its gradient is, and the training loop ends it as ``diverged`` once
+its parameters or loss are no longer finite.
 """
 
 from __future__ import annotations
@@ -18,6 +22,20 @@ from bptt.optim.penalties import add_penalties, l1, l2
 NORM_LIMIT = 1e10
 #: On an untrusted norm W_rec is shrunk by lr · SHRINK · W_rec.
 SHRINK = 0.02
+#: Which members the guard protects: those that clip (the reference code), all, none.
+GUARDS = ("clipping", "always", "never")
+
+
+def guarded(guard: str, clips: bool) -> bool:
+    """Whether a member that clips (``clips``) is protected by the guard under ``guard``.
+
+    ``"clipping"`` (the default): only members that clip, as in the reference code,
+    where the guard sits inside the clipping branch; ``"always"``: every member;
+    ``"never"``: none.
+    """
+    if guard not in GUARDS:
+        raise ValueError(f"unknown guard {guard!r}; choose one of {', '.join(GUARDS)}")
+    return guard == "always" or (guard == "clipping" and bool(clips))
 
 
 def _per_member(value: torch.Tensor | float, like: torch.Tensor) -> torch.Tensor:
@@ -65,6 +83,9 @@ class PaperSGD:
         kind: ``"norm"``: Algorithm 1, g ← threshold · g / ‖g‖ when ‖g‖ ≥ threshold
             (:func:`bptt.clip.clip_by_global_norm`); ``"elementwise"``: every component
             clamped to [−threshold, threshold] (:func:`bptt.clip.clip_elementwise`).
+        guard: which members the non-finite guard protects, one bool per member (a
+            bool is shared); ``None`` (the default): the members that clip, as in the
+            reference code (see :func:`guarded`).
         dtype, device: of the per-member tensors (those of the parameters).
         l1, l2: weights λ₁, λ₂ of the L1 and L2 penalties on the parameters ``penalised``
             (:mod:`bptt.optim.penalties`), one per member (a float is shared; 0: none).
@@ -86,7 +107,7 @@ class PaperSGD:
     KINDS = ("norm", "elementwise")
 
     def __init__(self, lr, *, threshold=1.0, clip=False, kind: str = "norm", ensemble: int | None = None,
-                 dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu",
+                 dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu", guard=None,
                  l1=0.0, l2=0.0, penalised: tuple[str, ...] = ("W_rec",)) -> None:
         if kind not in self.KINDS:
             raise ValueError(f"unknown clipping {kind!r}; choose 'norm' or 'elementwise'")
@@ -113,6 +134,8 @@ class PaperSGD:
         self.lr = torch.tensor(lr_l, dtype=dtype, device=device)
         self.threshold = torch.tensor([t if c else 1.0 for t, c in zip(thr_l, clip_l)], dtype=dtype, device=device)
         self._clip_mask = torch.tensor(self.clip, dtype=torch.bool, device=device)
+        self.guard = list(self.clip) if guard is None else [bool(g) for g in _listed(guard, E, "guard")]
+        self._guard_mask = torch.tensor(self.guard, dtype=torch.bool, device=device)
 
     @property
     def ensemble(self) -> int:
@@ -124,11 +147,14 @@ class PaperSGD:
         """Update ``params`` in place from ``grads`` (name → ``[E, ...]``) of norms ``norm [E]``.
 
         Returns:
-            ``(bad, clipped)``, each ``[E]`` bool on the parameters' device: members whose
-            norm the guard refused (:func:`nonfinite`; they took the guard step instead),
-            and members whose gradient was clipped (never a refused one).
+            ``(bad, clipped)``, each ``[E]`` bool on the parameters' device: guarded
+            members whose norm the guard refused (:func:`nonfinite`; they took the guard
+            step instead), and members whose gradient was clipped (never a refused one).
+            An unguarded member with a non-finite norm is updated all the same.
         """
         bad = nonfinite(norm)
+        if not all(self.guard):
+            bad = bad & self._guard_mask
         if any(self._penalties):
             grads = add_penalties(grads, *self._penalty_grads(params))
             norm = global_norm(grads)
@@ -168,12 +194,14 @@ class PaperSGD:
         self.threshold = self.threshold[idx].clone()
         self.clip = [self.clip[j] for j in keep]
         self._clip_mask = self._clip_mask[idx].clone()
+        self.guard = [self.guard[j] for j in keep]
+        self._guard_mask = self._guard_mask[idx].clone()
         self.l1 = self.l1[idx].clone()
         self.l2 = self.l2[idx].clone()
 
     def state_dict(self) -> dict:
         """Tensors, lists and strings only (see :mod:`bptt.training.checkpoint`)."""
-        return {"name": self.name, "kind": self.kind, "clip": list(self.clip),
+        return {"name": self.name, "kind": self.kind, "clip": list(self.clip), "guard": list(self.guard),
                 "lr": self.lr.detach().cpu().clone(), "threshold": self.threshold.detach().cpu().clone(),
                 "l1": self.l1.detach().cpu().clone(), "l2": self.l2.detach().cpu().clone(),
                 "penalised": list(self.penalised)}
@@ -187,6 +215,9 @@ class PaperSGD:
         self.lr = state["lr"].to(device=dev, dtype=self.lr.dtype).clone()
         self.threshold = state["threshold"].to(device=dev, dtype=self.threshold.dtype).clone()
         self._clip_mask = torch.tensor(self.clip, dtype=torch.bool, device=dev)
+        # checkpoints written before the guard was a setting guarded every member
+        self.guard = [bool(g) for g in state.get("guard", [True] * len(self.clip))]
+        self._guard_mask = torch.tensor(self.guard, dtype=torch.bool, device=dev)
         zeros = torch.zeros(len(self.clip))                    # checkpoints from before the penalties
         self.l1 = state.get("l1", zeros).to(device=dev, dtype=self.lr.dtype).clone()
         self.l2 = state.get("l2", zeros).to(device=dev, dtype=self.lr.dtype).clone()

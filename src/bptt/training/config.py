@@ -11,6 +11,7 @@ from bptt.methods import Method
 from bptt.models import ElmanRNN
 from bptt.models.init import INITS
 from bptt.omega import OMEGA_VARIANTS
+from bptt.optim.sgd import GUARDS
 from bptt.validation import NONE, Check, Interval, Options, PerMember, check_params
 
 METHODS = tuple(m.value for m in Method)
@@ -47,6 +48,8 @@ CONSTRAINTS = {
     "device": [Check(lambda v: isinstance(v, str) and bool(v), "a device name such as 'cpu' or 'cuda'")],
     "record_every": [_POSITIVE_INT], "checkpoint_every": [_POSITIVE_INT],
     "l1": [PerMember(Interval(0, None))], "l2": [PerMember(Interval(0, None))],
+    # -- the protocol's open choices --
+    "guard": [Options(GUARDS)],
 }
 LABELS = {"lr": "learning rate (lr)", "threshold": "clipping threshold", "alpha": "alpha (the weight of Ω)",
           "seeds": "seeds (one per member)", "l1": "L1 penalty weight (l1)", "l2": "L2 penalty weight (l2)"}
@@ -58,6 +61,11 @@ class TrainConfig:
 
     ``method`` picks the paper's variants: ``msgd`` (plain SGD), ``msgd-c`` (with
     gradient clipping, Algorithm 1), ``msgd-cr`` (clipping and Ω with weight α).
+
+    ``guard`` says which members the non-finite guard protects (:func:`bptt.optim.guarded`):
+    ``"clipping"`` (the reference code: only MSGD-C and MSGD-CR), ``"always"`` or
+    ``"never"``; an unprotected member whose parameters or loss become non-finite ends
+    as ``diverged``.
 
     ``method``, ``lr``, ``threshold`` and ``alpha`` may each also be a list with one
     entry per seed: runs that differ only in these then train in one ensemble, each
@@ -97,6 +105,8 @@ class TrainConfig:
     checkpoint_every: int = 2000
     l1: float | list = 0.0
     l2: float | list = 0.0
+    # -- the protocol's open choices --
+    guard: str = "clipping"
 
     def validate(self) -> "TrainConfig":
         """Check every field (see :data:`CONSTRAINTS`) and how they fit together; raise

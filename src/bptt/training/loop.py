@@ -13,6 +13,12 @@ ends, retirements). The loop owns what every problem shares:
 * per-member bookkeeping (:class:`Member`: run id, status, updates, clipped and
   non-finite counts), retirement of finished members (:meth:`TrainingLoop.retire`) with
   a checkpoint of each finished network;
+* divergence: a member whose update was applied with a non-finite gradient norm or
+  loss (one the non-finite guard does not protect, see :class:`bptt.optim.PaperSGD`)
+  has non-finite parameters from then on. Each update records this as a flag on the
+  device; each block flush reads the flags (no extra host sync), and the loop then
+  ends such members as ``diverged`` at the update where it happened
+  (:meth:`Schedule.diverged`) and retires them;
 * one checkpoint (:mod:`bptt.training.checkpoint`, ``kind="training"``) every
   ``checkpoint_every`` updates (the records of the block in progress are written with
   it), from which each problem's ``from_state`` rebuilds the whole training exactly;
@@ -40,7 +46,7 @@ from bptt.store import Status
 from bptt.training import checkpoint as ckpt
 
 #: The per-update records kept on the device and written per block.
-RECORDS = ("loss", "grad_norm", "clipped", "omega", "omega_fraction", "nonfinite")
+RECORDS = ("loss", "grad_norm", "clipped", "omega", "omega_fraction", "nonfinite", "diverged")
 
 
 @dataclass
@@ -105,6 +111,16 @@ class Schedule:
     def finish(self, loop: "TrainingLoop") -> None:
         """End the members still training once the budget is spent (a final evaluation)."""
 
+    def on_retire(self, loop: "TrainingLoop", keep: list[int]) -> None:
+        """Members leave the ensemble: only the active positions ``keep`` remain (the
+        schedule drops its per-member state of the others, e.g. a carried hidden state)."""
+
+    def diverged(self, loop: "TrainingLoop", m: int, update: int) -> None:
+        """Record the end of member ``m``, whose parameters or loss became non-finite at
+        update ``update`` (the loop retires it afterwards). By default: status
+        ``diverged`` with the schedule's :meth:`metrics` and ``diverged_at``, no network."""
+        loop.finish(m, Status.DIVERGED, {**self.metrics(loop, m), "diverged_at": int(update)})
+
     def on_block(self, loop: "TrainingLoop", block: dict[str, np.ndarray], counts: list[float]) -> None:
         """Called with each block of records (name → ``[n, E_active]`` float64 arrays,
         see :data:`RECORDS`) and the predicted-step count of each of its batches."""
@@ -142,6 +158,8 @@ class TrainingLoop:
         record_every, checkpoint_every: updates per record block and per checkpoint.
         cuda_graph: replay each model pass as a CUDA graph (fixed shapes on a GPU).
         callback: called as ``callback()`` after every record block.
+        alpha_clock: maps the update number t to the time at which α is read (e.g. the
+            epoch, for Table 1's α_t = α₀/t counted in epochs); ``None``: t itself.
 
     ``pass_options`` (a dict, empty by default) holds extra keyword arguments of the
     model's pass, e.g. ``dropout`` and its ``generator``.
@@ -151,7 +169,8 @@ class TrainingLoop:
                  run_ids: Sequence[int | None] | None = None, record_every: int = 10,
                  checkpoint_every: int = 1000, omega_when_unweighted: bool = True,
                  frozen: Sequence[str] = (), cuda_graph: bool = False,
-                 callback: Callable[[], None] | None = None) -> None:
+                 callback: Callable[[], None] | None = None,
+                 alpha_clock: Callable[[int], int] | None = None) -> None:
         E = model.ensemble
         self.model = model
         self.rule = rule
@@ -164,6 +183,7 @@ class TrainingLoop:
         self.checkpoint_every = int(checkpoint_every)
         self.cuda_graph = cuda_graph
         self.callback = callback
+        self.alpha_clock = alpha_clock
         self.members = [Member(run_id=None if run_ids is None else run_ids[m]) for m in range(E)]
         self.active = list(range(E))            # member indices, in model order
         self.update = 0
@@ -171,6 +191,7 @@ class TrainingLoop:
         self._block: list[dict[str, torch.Tensor]] = []
         self._counts: list[float] = []
         self._alpha_cache: tuple[tuple, torch.Tensor] | None = None
+        self.diverging: list[tuple[int, int]] = []   # (member, update) read from flushed blocks
         self.consistent = True
         self.pass_options: dict = {}
 
@@ -189,7 +210,7 @@ class TrainingLoop:
     def step(self, batch: Batch):
         """One update of every active member on ``batch``; returns the model's pass."""
         t = self.update + 1
-        values = self._alpha_values(t)
+        values = self._alpha_values(t if self.alpha_clock is None else self.alpha_clock(t))
         alpha = self._alpha_tensor(values)
         if batch.scale != 1.0:
             alpha = alpha / batch.scale
@@ -204,12 +225,15 @@ class TrainingLoop:
             grads = {k: g * batch.scale for k, g in grads.items()}
             norm = norm * batch.scale
         bad, clipped = self.rule.step(self.model.params, grads, norm)
+        loss = out.loss.detach()
+        # applied with a non-finite norm or loss: the parameters are no longer finite
+        diverged = ~bad & ~(torch.isfinite(norm) & torch.isfinite(loss))
         self.update = t
         for m in self.active:
             self.members[m].updates += 1
-        self._block.append({"loss": out.loss.detach(), "grad_norm": norm.detach(), "clipped": clipped,
+        self._block.append({"loss": loss, "grad_norm": norm.detach(), "clipped": clipped,
                             "omega": out.omega.detach(), "omega_fraction": out.omega_fraction.detach(),
-                            "nonfinite": bad})
+                            "nonfinite": bad, "diverged": diverged})
         self._counts.append(float(batch.count))
         return out
 
@@ -219,10 +243,14 @@ class TrainingLoop:
         self._block, self._counts = [], []
         return {k: torch.stack([r[k] for r in rows]).to("cpu", torch.float64).numpy() for k in RECORDS}, counts
 
-    def _count(self, block: dict[str, np.ndarray]) -> None:
+    def _count(self, block: dict[str, np.ndarray], first: int) -> None:
+        known = {m for m, _ in self.diverging}
         for j, m in enumerate(self.active):
             self.members[m].clipped += int(np.sum(block["clipped"][:, j]))
             self.members[m].nonfinite += int(np.sum(block["nonfinite"][:, j]))
+            hit = np.flatnonzero(block["diverged"][:, j])
+            if hit.size and m not in known:
+                self.diverging.append((m, first + int(hit[0])))
 
     def flush(self, schedule: Schedule | None = None) -> None:
         """Write the block of records (means per block; the norm's max and mean; the
@@ -232,8 +260,8 @@ class TrainingLoop:
             return
         n = len(self._block)
         block, counts = self._take_block()                               # [n, E] each
-        self._count(block)
         first = self.update - n + 1
+        self._count(block, first)
         self.last_loss = float(np.mean(block["loss"][-1]))
         if self.store is not None:
             loss_mean = np.mean(block["loss"], axis=0)
@@ -253,6 +281,23 @@ class TrainingLoop:
                                          f"update skipped, W_rec shrunk")
         if schedule is not None:
             schedule.on_block(self, block, counts)
+
+    def end_diverged(self, schedule: Schedule) -> None:
+        """End and retire the members found diverged by the flushed blocks (see the module
+        docstring): each gets a ``diverged`` event at the update it happened, and its
+        schedule records its end (:meth:`Schedule.diverged`)."""
+        pending, self.diverging = self.diverging, []
+        positions = []
+        for m, update in pending:
+            if m not in self.active:
+                continue
+            self.members[m].status = Status.DIVERGED.value
+            if self.store is not None:
+                self.store.log_event(self.members[m].run_id, update, "diverged",
+                                     "the parameters or the loss became non-finite (no guard): run ended")
+            schedule.diverged(self, m, update)
+            positions.append(self.active.index(m))
+        self.retire(sorted(positions), schedule)
 
     # -- members --------------------------------------------------------------------------------
     def start_runs(self, configs: Sequence[dict], *, sweep: str | None = None,
@@ -280,6 +325,8 @@ class TrainingLoop:
             return
         self.flush(schedule)
         keep = [j for j in range(len(self.active)) if j not in set(positions)]
+        if schedule is not None:
+            schedule.on_retire(self, keep)
         self.active = [self.active[j] for j in keep]
         if keep:
             self.model = self.model.select(keep)
@@ -300,7 +347,8 @@ class TrainingLoop:
         that the curves do not depend on where checkpoints or interrupts fall)."""
         block = {k: torch.stack([r[k] for r in self._block]).cpu() for k in RECORDS} if self._block else {}
         return {"update": self.update, "active": list(self.active), "members": [m.state() for m in self.members],
-                "block": block, "block_counts": list(self._counts)}
+                "block": block, "block_counts": list(self._counts),
+                "diverging": [list(d) for d in self.diverging]}
 
     def load_loop_state(self, state: dict) -> None:
         self.update = int(state["update"])
@@ -308,9 +356,12 @@ class TrainingLoop:
         self.members = [Member(run_id=d.get("run_id"), status=str(d.get("status", Status.RUNNING.value)),
                                updates=int(d.get("updates", 0)), clipped=int(d.get("clipped", 0)),
                                nonfinite=int(d.get("nonfinite", 0))) for d in state["members"]]
+        self.diverging = [(int(m), int(u)) for m, u in state.get("diverging", [])]
         block = state.get("block") or {}
         n = len(next(iter(block.values()))) if block else 0
         dev = self.model.device
+        if n and "diverged" not in block:           # checkpoints written before the flag existed
+            block = {**block, "diverged": torch.zeros_like(block["nonfinite"])}
         self._block = [{k: block[k][i].to(dev) for k in RECORDS} for i in range(n)]
         self._counts = [float(c) for c in state.get("block_counts", [1.0] * n)]
 
@@ -349,6 +400,8 @@ class TrainingLoop:
                     schedule.after_update(self, out)
                     if self.update % self.record_every == 0:
                         self.flush(schedule)
+                    if self.diverging:
+                        self.end_diverged(schedule)
                     self.consistent = True
                     if self.update % self.record_every == 0 and self.callback is not None:
                         self.callback()
@@ -362,7 +415,8 @@ class TrainingLoop:
                 if self.consistent:
                     self.save_checkpoint(schedule, flush=False)
                 if self._block:                 # counted for the metrics, written on resumption
-                    self._count(self._take_block()[0])
+                    n = len(self._block)
+                    self._count(self._take_block()[0], self.update - n + 1)
                 for m in self.active:
                     self.members[m].status = Status.STOPPED.value
                     if self.store is not None:
@@ -370,6 +424,8 @@ class TrainingLoop:
                                               schedule.metrics(self, m))
                 raise
         self.flush(schedule)
+        if self.diverging:
+            self.end_diverged(schedule)
         schedule.finish(self)
 
 

@@ -15,8 +15,13 @@ often.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 from scipy.stats import binom
+
+#: The least probability that a network whose true error is at the success threshold
+#: passes the screen.
+SCREEN_CONFIDENCE = 0.99
 
 
 def screen_threshold(n: int, p: float = 0.01, confidence: float = 0.99) -> int:
@@ -47,3 +52,62 @@ def miss_probability(n: int, k: int, p: float = 0.01) -> float:
     """The largest probability, over true error rates q ≤ ``p``, that the screen rejects
     a network: 1 − P(Binomial(n, p) ≤ k), reached at q = p."""
     return 1.0 - pass_probability(n, k, p)
+
+
+@dataclass(frozen=True)
+class ScreenRule:
+    """The success check of the tasks: a screen of ``n`` fresh sequences passed with at
+    most ``k`` wrong, then a confirmation on ``confirm`` fresh sequences passed with
+    fewer than ``p · confirm`` wrong (none at all when ``strict``: the reference code's
+    rule, stop when 0 of 10,000 are wrong)."""
+
+    n: int
+    k: int
+    p: float
+    confidence: float
+    confirm: int
+    strict: bool
+
+    @property
+    def miss(self) -> float:
+        """The largest probability that a network with true error ≤ ``p`` fails the screen."""
+        return 0.0 if self.strict else miss_probability(self.n, self.k, self.p)
+
+    @property
+    def reject_at(self) -> int:
+        """The confirmation fails as soon as this many of its sequences are wrong (so it
+        may stop early: the decision is the same as after all ``confirm`` sequences)."""
+        return 1 if self.strict else max(1, math.ceil(self.p * self.confirm - 1e-9))
+
+    def passes_screen(self, wrong: int) -> bool:
+        return wrong <= self.k
+
+    def passes(self, wrong: int, n: int) -> bool:
+        """Whether ``wrong`` of ``n`` sequences meet the success criterion."""
+        return wrong == 0 if self.strict else wrong / n < self.p
+
+    def describe(self) -> str:
+        """The rule in words, with its miss probability."""
+        if self.strict:
+            return (f"a screen of {self.n:,} fresh sequences passed with none wrong, then no error at all on "
+                    f"{self.confirm:,} fresh sequences (the reference code's rule)")
+        return (f"a screen of {self.n:,} fresh sequences passed with at most {self.k} wrong "
+                f"(a network whose true error is ≤ {100 * self.p:g}% fails it with probability ≤ "
+                f"{100 * self.miss:.2f}%; threshold derived for ≥ {100 * self.confidence:g}% confidence), "
+                f"then fewer than {100 * self.p:g}% wrong on {self.confirm:,} fresh sequences, stopped as "
+                f"soon as {self.reject_at:,} are wrong")
+
+
+def screen_rule(n: int, confirm: int, p: float = 0.01, *, strict: bool = False,
+                confidence: float = SCREEN_CONFIDENCE) -> ScreenRule:
+    """The :class:`ScreenRule` of a screen of ``n`` sequences confirmed on ``confirm``.
+
+    Args:
+        n: sequences of the screen.
+        confirm: sequences of the confirmation (the paper: 10,000).
+        p: the success threshold on the error rate.
+        strict: success only with no error (the screen then passes only with none wrong).
+        confidence: see :func:`screen_threshold`.
+    """
+    k = 0 if strict else screen_threshold(n, p, confidence)
+    return ScreenRule(int(n), int(k), float(p), float(confidence), int(confirm), bool(strict))

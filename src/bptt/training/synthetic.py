@@ -3,11 +3,14 @@
 Every update samples a fresh minibatch per member (fixed length, or a length drawn per
 update from ``[min_length, max_length]``) and runs the one training loop
 (:class:`bptt.training.loop.TrainingLoop`: exact pass → guard → clip → SGD → records).
-Every ``eval_every`` updates a cheap check on ``check_sequences`` fresh sequences,
-confirmed on ``eval_sequences`` (10,000) fresh ones; a member stops when it succeeds
-(error below ``success_error``, or no error at all when ``strict``) or when the update
-budget is spent. Members that stop leave the ensemble, so the rest keep training at
-full speed.
+Every ``eval_every`` updates a screen on ``check_sequences`` fresh sequences, passed
+with at most k wrong (k derived so that a network whose true error is at
+``success_error`` passes with probability ≥ 99%, :mod:`bptt.training.screen`), is
+confirmed on ``eval_sequences`` (10,000) fresh ones, stopped as soon as the failure is
+certain; a member stops when it succeeds (error below ``success_error``, or no error
+at all when ``strict``: the reference code's rule), when the update budget is spent,
+or when its parameters became non-finite without the guard (``diverged``). Members
+that stop leave the ensemble, so the rest keep training at full speed.
 
 Every member is one run in the results store: its configuration, status, curves
 (averaged over blocks of ``record_every`` updates), events and checkpoints.
@@ -26,11 +29,12 @@ from bptt import tasks as task_registry
 from bptt.methods import Method
 from bptt.models import ElmanRNN
 from bptt.omega import alpha_schedule
-from bptt.optim import PaperSGD
+from bptt.optim import PaperSGD, guarded
 from bptt.store import Status
 from bptt.training import checkpoint as ckpt
 from bptt.training.config import PER_MEMBER, MemberResult, TrainConfig, TrainResult
 from bptt.training.loop import Batch, Schedule, TrainingLoop
+from bptt.training.screen import ScreenRule, screen_rule
 
 
 class Trainer(Schedule):
@@ -72,6 +76,7 @@ class Trainer(Schedule):
         methods = [Method.parse(m) for m in c.values("method")]
         rule = PaperSGD(c.values("lr"), threshold=c.values("threshold"), clip=[m.clips for m in methods],
                         kind=c.clip, dtype=dtype, device=model.device,
+                        guard=[guarded(c.guard, m.clips) for m in methods],
                         l1=c.values("l1"), l2=c.values("l2"), penalised=model.recurrent_names)
         alpha = [alpha_schedule(c.alpha_schedule, a if m.regularizes else 0.0)
                  for a, m in zip(c.values("alpha"), methods)]
@@ -81,6 +86,8 @@ class Trainer(Schedule):
             record_every=c.record_every, checkpoint_every=c.checkpoint_every,
             cuda_graph=c.min_length == c.max_length,       # one CUDA graph per update on a GPU
             callback=None if callback is None else (lambda: callback(self)))
+        self.screen: ScreenRule = screen_rule(c.check_sequences, c.eval_sequences, c.success_error,
+                                              strict=c.strict)
         self.errors = [float("nan")] * len(c.seeds)
         self.finished_at = [0] * len(c.seeds)
         self.final_models: dict[int, ElmanRNN] = {}
@@ -147,8 +154,19 @@ class Trainer(Schedule):
 
     def error_rate(self, n_sequences: int, length: int | None = None) -> torch.Tensor:
         """Fraction of ``n_sequences`` fresh sequences each active member gets wrong, ``[E]``."""
-        model = self.loop.model
-        wrong = torch.zeros(len(self.active), dtype=torch.float64)
+        wrong, done = self.wrong_counts(n_sequences, length=length)
+        return wrong / done
+
+    def wrong_counts(self, n_sequences: int, *, model: ElmanRNN | None = None, length: int | None = None,
+                     reject_at: int | None = None) -> tuple[torch.Tensor, int]:
+        """Fresh sequences each member of ``model`` (default: the active ensemble) gets
+        wrong, ``[E]``, and how many sequences were drawn, in chunks of 1,000.
+
+        With ``reject_at``, drawing stops after the first chunk at which every member has
+        at least ``reject_at`` wrong (their verdict cannot change any more).
+        """
+        model = model if model is not None else self.loop.model
+        wrong = torch.zeros(model.ensemble, dtype=torch.float64)
         done = 0
         while done < n_sequences:
             n = min(1000, n_sequences - done)
@@ -157,7 +175,9 @@ class Trainer(Schedule):
             ev = model.evaluate(x.to(model.device), y.to(model.device), tolerance=self.task.tolerance)
             wrong += ev.wrong.to("cpu", torch.float64).sum(1)
             done += n
-        return wrong / n_sequences
+            if reject_at is not None and bool((wrong >= reject_at).all()):
+                break
+        return wrong, done
 
     def _eval_length(self) -> int:
         c = self.config
@@ -169,23 +189,25 @@ class Trainer(Schedule):
         return err == 0.0 if self.config.strict else err < self.config.success_error
 
     def evaluate_and_retire(self) -> None:
-        """Check every active member; confirm and retire the ones that succeeded."""
-        c, loop = self.config, self.loop
-        check = self.error_rate(c.check_sequences)
+        """Screen every active member; confirm and retire the ones that succeeded (see
+        :attr:`screen`: the screen's threshold, the confirmation's early rejection)."""
+        c, loop, rule = self.config, self.loop, self.screen
+        wrong, n = self.wrong_counts(c.check_sequences)
         rho = loop.model.spectral_radius()
         for j, m in enumerate(self.active):
-            self.errors[m] = float(check[j])
+            self.errors[m] = float(wrong[j]) / n
             if self.store is not None:
                 self.store.log_curve(self.run_ids[m], [{"step": self.update, "check_error": self.errors[m],
                                                         "rho": float(rho[j])}])
-        candidates = [j for j, m in enumerate(self.active) if self._succeeded(self.errors[m])]
+        candidates = [j for j in range(len(self.active)) if rule.passes_screen(int(wrong[j]))]
         done: list[int] = []
         if candidates:
-            confirm = self.error_rate(c.eval_sequences)
-            for j in candidates:
+            model = loop.model if len(candidates) == len(self.active) else loop.model.select(candidates)
+            confirm, n = self.wrong_counts(c.eval_sequences, model=model, reject_at=rule.reject_at)
+            for i, j in enumerate(candidates):
                 m = self.active[j]
-                self.errors[m] = float(confirm[j])
-                if self._succeeded(self.errors[m]):
+                self.errors[m] = float(confirm[i]) / n
+                if n == c.eval_sequences and rule.passes(int(confirm[i]), n):
                     done.append(j)
         if not done:
             return
@@ -200,6 +222,11 @@ class Trainer(Schedule):
         member = self.loop.model.select([j])
         self.final_models[m] = member
         self.loop.finish(m, status, self.metrics(self.loop, m), network=member)
+
+    def diverged(self, loop: TrainingLoop, m: int, update: int) -> None:
+        """Member ``m``'s parameters or loss became non-finite at ``update``: it ends ``diverged``."""
+        self.finished_at[m] = int(update)
+        loop.finish(m, Status.DIVERGED, {**self.metrics(loop, m), "diverged_at": int(update)})
 
     def metrics(self, loop: TrainingLoop, m: int) -> dict:
         mem = loop.members[m]

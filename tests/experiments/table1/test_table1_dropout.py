@@ -17,7 +17,15 @@ from test_table1_training import TIMINGS, _interrupt_at
 
 def test_no_dropout_keeps_the_configuration_and_its_key():
     cfg = small()
-    assert "dropout" not in cfg.as_dict()
+    assert cfg.as_dict()["dropout"] == 0.0
+    assert cfg.group == dataclasses.replace(cfg, dropout=0.0).group
+    keyed = {k: v for k, v in cfg.as_dict().items() if k != "dropout"}
+    from bptt.store import config_key
+    from bptt.experiments.table1.protocol import LEGACY_CHOICES
+    for k, v in LEGACY_CHOICES.items():
+        if keyed.get(k) == v:
+            keyed.pop(k)
+    assert cfg.group == config_key(keyed)                          # as hashed before dropout existed
     with_dropout = dataclasses.replace(cfg, dropout=0.25).validate()
     assert with_dropout.as_dict()["dropout"] == 0.25 and with_dropout.group != cfg.group
     with pytest.raises(ValueError, match="dropout"):

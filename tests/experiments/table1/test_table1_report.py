@@ -31,6 +31,15 @@ def test_the_report_puts_each_method_beside_the_paper(tmp_path):
     assert [p.name for p in paths] == ["table1.md", "table1.json", "table1.png", "table1.svg"]
     text = (tmp_path / "table1.md").read_text()
     assert table in text and "MSGD+C" not in text
+    # a smoke report says so first; it states every setting with its source and what produced it
+    assert text.splitlines()[2].startswith("> **Smoke budget")
+    from bptt.experiments.manifest import provenance
+    from bptt.experiments.protocol_table import markdown, table1_rows
+    assert markdown(table1_rows(configs={"nottingham": small(max_epochs=2)})) in text
+    assert "| how t of α_t counts | epochs, from 1 |" in text
+    made = json.loads((tmp_path / "table1.json").read_text())["provenance"]
+    assert made["command"] == provenance()["command"]
+    assert (f"commit `{made['commit'][:12]}`" if made["commit"] else f"bptt {made['version']}") in text
     for mem in res.members:
         assert f"| Nottingham | {Method(mem.method).label} | {mem.run_id} | {mem.status} | " \
                f"{mem.best_epoch} / {mem.epochs} |" in text

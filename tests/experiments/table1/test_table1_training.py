@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import subprocess
@@ -46,6 +47,66 @@ def test_ptb_step_sums_the_cost_keeps_biases_at_zero_and_scales_alpha():
         np.testing.assert_allclose(p.detach().numpy(), expected.numpy(), rtol=1e-5, atol=1e-7)
     assert torch.count_nonzero(trainer.model.b) == 0
     assert alpha[2] == 0.5 and alpha[0] == alpha[1] == 0.0   # α_1 = 1/(2·1), for MSGD-CR only
+
+
+@pytest.mark.parametrize("alpha_time", ["epochs", "updates"])
+def test_alpha_decays_with_the_epoch_or_with_the_update(alpha_time):
+    # α_t = alpha0 / t of MSGD-CR, as the loop hands it to the model, update after update
+    src = toy_music()
+    cfg = small(max_epochs=2, alpha_time=alpha_time)
+    trainer = NaturalTrainer(cfg, src, Store(":memory:"))
+    seen = []
+    model_pass = type(trainer.model).forward_backward
+
+    def spy(model, x, y, *, alpha, **kw):
+        seen.append((trainer.epoch + 1, trainer.update + 1, float(alpha[-1])))
+        return model_pass(model, x, y, alpha=alpha, **kw)
+
+    trainer.loop.model.forward_backward = spy.__get__(trainer.loop.model)
+    trainer.run()
+    epochs = {e for e, _, _ in seen}
+    assert epochs == {1, 2} and len(seen) > len(epochs)
+    for epoch, update, alpha in seen:
+        t = epoch if alpha_time == "epochs" else update
+        assert alpha == pytest.approx(cfg.alpha0 / t)
+    # the setting is stored with every run
+    assert all(trainer.store.get_run(m.run_id)["config"]["alpha_time"] == alpha_time for m in trainer.loop.members)
+
+
+def test_table1_guards_the_clipping_methods_by_default():
+    src = toy_music()
+    for guard, expected in (("clipping", [False, True, True]), ("always", [True] * 3), ("never", [False] * 3)):
+        trainer = NaturalTrainer(small(guard=guard), src, Store(":memory:"))
+        assert trainer.loop.rule.guard == expected
+
+
+def test_an_unguarded_msgd_member_that_overflows_ends_diverged_with_its_best_epoch():
+    # MSGD's gradient turns infinite at the second update of epoch 2; by default nothing guards it
+    src = toy_music()
+    store = Store(":memory:")
+    trainer = NaturalTrainer(small(max_epochs=3), src, store)
+    model_pass = type(trainer.model).forward_backward
+    hit = []
+
+    def overflow(model, x, y, **kw):
+        out = model_pass(model, x, y, **kw)
+        if trainer.epoch == 1 and trainer.position == 1:
+            hit.append(trainer.update + 1)
+            w = torch.ones_like(out.grads["W_rec"])
+            w[0] = math.inf
+            out.grads["W_rec"] = out.grads["W_rec"] * w
+            out.grad_norm = out.grad_norm * w[:, 0, 0]
+        return out
+
+    trainer.loop.model.forward_backward = overflow.__get__(trainer.loop.model)
+    trainer.run()
+    msgd = store.get_run(trainer.loop.members[0].run_id)
+    assert len(hit) == 1
+    assert msgd["status"] == "diverged" and msgd["metrics"]["diverged_at"] == hit[0]
+    assert msgd["metrics"]["best_epoch"] == 1 and math.isfinite(msgd["metrics"]["test"])
+    assert [e["step"] for e in store.events(msgd["id"], "diverged")] == hit
+    for m in trainer.loop.members[1:]:
+        assert store.get_run(m.run_id)["status"] == "succeeded"
 
 
 def test_msgd_never_clips_and_the_clipping_methods_do():

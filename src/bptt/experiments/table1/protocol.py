@@ -16,11 +16,12 @@ from bptt.methods import METHODS, Method
 from bptt.engine.units import UNITS
 from bptt.models.init import INITS
 from bptt.omega import OMEGA_VARIANTS
+from bptt.optim.sgd import GUARDS
 from bptt.store import config_key
 from bptt.validation import NONE, Check, Interval, Options, check_params
 
 __all__ = [
-    "DATASETS", "BUDGETS", "DATASET_LABEL", "PAPER_TABLE1", "PROTOCOL", "BUDGET_SETTINGS",
+    "ALPHA_TIMES", "DATASETS", "BUDGETS", "DATASET_LABEL", "PAPER_TABLE1", "PROTOCOL", "BUDGET_SETTINGS",
     "NaturalConfig", "protocol",
 ]
 
@@ -84,6 +85,12 @@ BUDGET_SETTINGS: dict[str, dict[str, dict]] = {
 }
 
 
+#: How t of α_t = alpha0 / t is counted: in epochs (from 1) or in updates (from 1).
+ALPHA_TIMES = ("epochs", "updates")
+#: What runs recorded before these settings existed did; a configuration with these
+#: values hashes as theirs did (:attr:`NaturalConfig.group`), so their stores resume.
+LEGACY_CHOICES = {"alpha_time": "updates", "guard": "always", "dropout": 0.0}
+
 _POSITIVE_INT = Interval(1, None, integer=True)
 _RATE = Interval(0, None, closed="neither")
 _FLAG = Check(lambda v: isinstance(v, bool), "True or False")
@@ -104,6 +111,8 @@ CONSTRAINTS = {
     "seed": [Interval(0, None, integer=True)], "dtype": [Options("float32", "float64")],
     "dropout": [Interval(0, 1, closed="left")],
     "device": [Check(lambda v: isinstance(v, str) and bool(v), "a device name such as 'cpu' or 'cuda'")],
+    # -- the protocol's open choices --
+    "alpha_time": [Options(ALPHA_TIMES)], "guard": [Options(GUARDS)],
 }
 
 
@@ -113,13 +122,19 @@ class NaturalConfig:
 
     ``lr`` is one float for all methods or a mapping method → float. ``threshold`` is
     the clipping threshold of the clipping methods; ``alpha0`` is Ω's weight of
-    MSGD-CR, α_t = alpha0 / t (``"inverse"``) or alpha0 (``"constant"``) at update t.
+    MSGD-CR, α_t = alpha0 / t (``"inverse"``) or alpha0 (``"constant"``), t counted
+    in epochs (``alpha_time="epochs"``, the default: α falls from alpha0 in the first
+    epoch to alpha0/100 in the hundredth) or in updates (``"updates"``: below 10⁻³ after
+    the first epoch's ~1,000 updates); the paper does not say which.
+    ``guard``: which members the non-finite guard protects (:func:`bptt.optim.guarded`;
+    ``"clipping"``, the reference code's, protects MSGD-C and MSGD-CR only).
     ``eval_windows`` (smoke budget only) restricts evaluation to the first windows of
     each split; by default every step of every split is evaluated. ``methods`` may be
     given as names; they become :class:`bptt.methods.Method` on construction.
     ``dropout`` (0: none, the paper's setting) drops inputs and the states fed to the
-    readout during training (Zaremba et al. 2014; :mod:`bptt.engine.dropout`); left out
-    of the stored configuration when 0, so the runs without it keep their keys.
+    readout during training (Zaremba et al. 2014; :mod:`bptt.engine.dropout`); at 0 it
+    is left out of :attr:`group`'s hash (:data:`LEGACY_CHOICES`), so the runs without it
+    keep their keys.
     """
 
     dataset: str
@@ -152,6 +167,9 @@ class NaturalConfig:
     device: str = "cpu"
     record_every: int = 10
     checkpoint_every: int = 1000
+    # -- the protocol's open choices --
+    alpha_time: str = "epochs"
+    guard: str = "clipping"
     dropout: float = 0.0
 
     def __post_init__(self) -> None:
@@ -194,14 +212,17 @@ class NaturalConfig:
         """The fields as plain values (methods as their names), as stored and hashed."""
         d = dataclasses.asdict(self)
         d["methods"] = [Method(m).value for m in self.methods]
-        if not d["dropout"]:
-            del d["dropout"]
         return d
 
     @property
     def group(self) -> str:
-        """A hash of the configuration: the runs of one ensemble share it."""
-        return config_key(self.as_dict())
+        """A hash of the configuration: the runs of one ensemble share it (settings at the
+        values of :data:`LEGACY_CHOICES` are left out, as they were before they existed)."""
+        d = self.as_dict()
+        for k, v in LEGACY_CHOICES.items():
+            if d.get(k) == v:
+                d.pop(k)
+        return config_key(d)
 
     def member(self, method: str) -> dict:
         """The configuration stored with the run of one member."""

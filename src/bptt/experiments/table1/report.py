@@ -10,7 +10,7 @@ from pathlib import Path
 
 from bptt.methods import METHOD_COLOR, METHODS, Method
 
-from .protocol import DATASET_LABEL, PAPER_TABLE1, protocol
+from .protocol import DATASET_LABEL, PAPER_TABLE1, NaturalConfig, protocol
 from .training import DatasetResult
 
 __all__ = ["table_markdown", "timing_markdown", "write_report", "plot_curves"]
@@ -68,13 +68,29 @@ def _details_markdown(results: dict[str, DatasetResult]) -> str:
     return "\n".join(lines)
 
 
+SMOKE_BANNER = ("**Smoke budget: a test of the machinery, not a result.** A few updates on a 16-unit network, "
+                "evaluated on a few windows: nothing here is comparable with the paper at this budget.")
+
+
 def write_report(results: dict[str, DatasetResult], store, out_dir: Path, *, budget: str,
                  seconds: float | None = None) -> list[Path]:
-    """Write ``table1.md``, ``table1.json`` and ``table1.png``/``.svg`` into ``out_dir``."""
+    """Write ``table1.md``, ``table1.json`` and ``table1.png``/``.svg`` into ``out_dir``.
+
+    The report records what produced it (the commit, or the package version, and the
+    command line: :func:`bptt.experiments.manifest.provenance`) and every setting of
+    every data set with its source (:func:`bptt.experiments.protocol_table.table1_rows`).
+    At the smoke budget it opens with a banner saying that nothing in it is comparable.
+    """
+    from bptt.experiments.manifest import provenance, provenance_line
+    from bptt.experiments.protocol_table import markdown, table1_rows
+
     out_dir.mkdir(parents=True, exist_ok=True)
+    made_by = provenance()
+    settings = table1_rows(budget, configs={n: NaturalConfig(**r.config) for n, r in results.items()})
     caps = sorted({res.config["max_epochs"] for name, res in results.items()
                    if res.config["max_epochs"] < protocol(name, budget).max_epochs})
-    label = f"{budget} budget" + (f", at most {'/'.join(map(str, caps))} epochs" if caps else "")
+    label = f"{budget} budget" + (f", capped at {'/'.join(map(str, caps))} epochs: not the paper's protocol"
+                                  if caps else "")
     protocol_lines = []
     for name, res in results.items():
         c = res.config
@@ -84,7 +100,8 @@ def write_report(results: dict[str, DatasetResult], store, out_dir: Path, *, bud
             f"'{c['init']}' initialization (seed {c['seed']}, the same for the three methods), windows of "
             f"{c['window']} steps, minibatch {c['batch_size']}, lr {lr}"
             f"{' (halved when the validation figure rises)' if c['halve_lr_on_rise'] else ''}, threshold "
-            f"{c['threshold']:g}, α_t = {c['alpha0']:g}/t for {Method.MSGD_CR.label}"
+            f"{c['threshold']:g}, α_t = {c['alpha0']:g}/t for {Method.MSGD_CR.label} "
+            f"(t counted in {c.get('alpha_time', 'updates')}), non-finite guard: {c.get('guard', 'always')}"
             f"{', cost summed over each window' if c['summed_cost'] else ''}; at most {c['max_epochs']} epochs, "
             f"patience {c['patience']}"
             + (f", at most {c['max_updates_per_epoch']} updates per epoch" if c['max_updates_per_epoch'] else "")
@@ -94,6 +111,7 @@ def write_report(results: dict[str, DatasetResult], store, out_dir: Path, *, bud
     text = [
         f"# Table 1: natural problems ({label})",
         "",
+        *([f"> {SMOKE_BANNER}", ""] if budget == "smoke" else []),
         "Train / test figure of each method at its best validation epoch, beside the paper's "
         "(Pascanu, Mikolov & Bengio 2013, Table 1). Music: negative log-likelihood per time step "
         "(nats, summed over the 88 keys, averaged over every predicted step of the split). PTB: bits "
@@ -102,6 +120,9 @@ def write_report(results: dict[str, DatasetResult], store, out_dir: Path, *, bud
         "",
         table_markdown(results),
         "",
+        *(["On PTB the methods also differ in learning rate (the paper's: MSGD 0.001, MSGD-C 0.01, MSGD-CR 0.05): "
+           "a gap between MSGD and the others measures the learning rate as much as clipping.", ""]
+          if any(n.startswith("ptb") for n in results) else []),
         "![learning curves](table1.png)",
         "",
         "## Time",
@@ -119,10 +140,19 @@ def write_report(results: dict[str, DatasetResult], store, out_dir: Path, *, bud
         "",
         *protocol_lines,
         "",
+        "Every setting, its value and its source:",
+        "",
+        markdown(settings),
+        "",
+        "## Provenance",
+        "",
+        provenance_line(made_by),
+        "",
     ]
     paths = [out_dir / "table1.md", out_dir / "table1.json"]
     paths[0].write_text("\n".join(text))
-    payload = {"budget": budget, "seconds": seconds,
+    payload = {"budget": budget, "seconds": seconds, "provenance": made_by,
+               "protocol": [list(r) for r in settings],
                "datasets": {n: {"config": r.config, "timing": r.timing, "reused": r.reused,
                                 "members": [dataclasses.asdict(m) for m in r.members],
                                 "paper": PAPER_TABLE1[n]} for n, r in results.items()}}

@@ -29,11 +29,15 @@ def run_table1(*, store, datasets: list[str] | tuple[str, ...] = DATASETS, budge
                data_dir=None, out_dir: str | os.PathLike | None = None, seed: int = 0,
                device: str = "cpu", threads: int | None = 1, max_epochs: int | None = None,
                restart: bool = False, progress: bool = False,
-               echo: Callable[[str], None] = print, dropout: float = 0.0) -> dict[str, DatasetResult]:
+               echo: Callable[[str], None] = print, alpha_time: str = "epochs",
+               guard: str = "clipping", dropout: float = 0.0) -> dict[str, DatasetResult]:
     """Train the three methods on each data set and write the report.
 
     ``max_epochs`` caps every data set's epochs below its budget's (it becomes part of
-    the runs' configuration, so capped and uncapped runs never mix). Writes ``table1.md`` (our table beside the paper's, the timings, the protocol),
+    the runs' configuration, so capped and uncapped runs never mix). ``alpha_time``
+    counts t of α_t = alpha0 / t in ``"epochs"`` or ``"updates"``; ``guard`` says which
+    members the non-finite guard protects (both stored with the runs). Writes
+    ``table1.md`` (our table beside the paper's, the timings, the protocol),
     ``table1.json`` and the learning curves ``table1.png``/``.svg`` into ``out_dir``
     (default ``reproductions/table1-BUDGET``), and the same as ``report.md`` and
     ``report.html`` (:func:`.html.write_html_report`). ``dropout`` trains with dropout on
@@ -48,12 +52,11 @@ def run_table1(*, store, datasets: list[str] | tuple[str, ...] = DATASETS, budge
     # Load (and verify) every data set first, so that a missing file stops the command
     # before hours of training rather than after.
     sources = {name: load_source(name, data_dir, cache=cache) for name in datasets}
+    choices = {"alpha_time": alpha_time, "guard": guard, "dropout": dropout}
     for name in datasets:
-        config = protocol(name, budget, seed=seed, device=device)
+        config = protocol(name, budget, seed=seed, device=device, **choices)
         if max_epochs is not None and max_epochs < config.max_epochs:
-            config = protocol(name, budget, seed=seed, device=device, max_epochs=max_epochs)
-        if dropout:
-            config = dataclasses.replace(config, dropout=dropout).validate()
+            config = protocol(name, budget, seed=seed, device=device, max_epochs=max_epochs, **choices)
         results[name] = train_natural(config, store, source=sources[name], progress=progress, echo=echo,
                                       threads=threads, restart=restart)
     out = Path(out_dir) if out_dir is not None else Path("reproductions") / sweep_name(budget)

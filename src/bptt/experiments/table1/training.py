@@ -74,7 +74,7 @@ import torch
 from bptt.methods import Method
 from bptt.models import ElmanRNN
 from bptt.omega import alpha_schedule
-from bptt.optim import PaperSGD
+from bptt.optim import PaperSGD, guarded
 from bptt.store import OUTCOME_STATUSES, Status
 from bptt.training import checkpoint
 from bptt.training import loop as core
@@ -175,6 +175,11 @@ class _EpochStats:
             self.nonfinite += block["nonfinite"][i]
             self.omega_sum += block["omega"][i]
 
+    def keep(self, rows: list[int]) -> None:
+        """Keep the sums of the members at ``rows`` only (the others left the ensemble)."""
+        for k in self.ARRAYS:
+            setattr(self, k, getattr(self, k)[rows])
+
     def state(self) -> dict:
         return {k: torch.from_numpy(v.copy()) if isinstance(v, np.ndarray) else v for k, v in vars(self).items()}
 
@@ -227,10 +232,11 @@ class NaturalTrainer(Schedule):
         self.members = [_Member(Method(m).value, c.method_lr(m), c.method_threshold(m), c.method_alpha0(m))
                         for m in c.methods]
         self.loop = TrainingLoop(
-            model, self._rule(model, self.members), alpha=[alpha_schedule(c.alpha_schedule, m.alpha0)
+            model, self._rule(model, self.members, c.guard), alpha=[alpha_schedule(c.alpha_schedule, m.alpha0)
                                                           for m in self.members],
             omega=c.omega, omega_when_unweighted=False, frozen=() if c.bias else ("b",), store=store,
-            record_every=c.record_every, checkpoint_every=c.checkpoint_every)
+            record_every=c.record_every, checkpoint_every=c.checkpoint_every,
+            alpha_clock=(lambda t: self.epoch + 1) if c.alpha_time == "epochs" else None)
         self.dropout_rng = None
         if c.dropout:                # masks drawn on the CPU from the ensemble's own stream
             self.dropout_rng = torch.Generator().manual_seed(int(np.random.SeedSequence([c.seed, 104729])
@@ -247,10 +253,11 @@ class NaturalTrainer(Schedule):
         self._started = 0.0
 
     @staticmethod
-    def _rule(model: ElmanRNN, members: list[_Member]) -> PaperSGD:
+    def _rule(model: ElmanRNN, members: list[_Member], guard: str = "always") -> PaperSGD:
         return PaperSGD([m.lr for m in members], threshold=[m.threshold or 1.0 for m in members],
                         clip=[Method(m.method).clips for m in members], kind="norm",
-                        dtype=model.dtype, device=model.device)
+                        dtype=model.dtype, device=model.device,
+                        guard=[guarded(guard, Method(m.method).clips) for m in members])
 
     @property
     def model(self) -> ElmanRNN:
@@ -328,6 +335,13 @@ class NaturalTrainer(Schedule):
     def on_block(self, loop: TrainingLoop, block: dict[str, np.ndarray], counts: list[float]) -> None:
         self.stats.add(block, counts)
 
+    def on_retire(self, loop: TrainingLoop, keep: list[int]) -> None:
+        # a member that leaves within an epoch (diverged) takes its carried state and sums along
+        if self.h is not None and self.h.shape[0] == len(loop.active):
+            self.h = self.h[torch.as_tensor(keep, dtype=torch.long, device=self.h.device)]
+        if len(self.stats.loss_nats) == len(loop.active):
+            self.stats.keep(keep)
+
     # -- the end of an epoch ------------------------------------------------------------------------
     def evaluate(self, split: str) -> np.ndarray:
         """The data set's measure for every active member over ``split``."""
@@ -402,9 +416,17 @@ class NaturalTrainer(Schedule):
         self.position = 0
         self.h = None
 
-    def _finish(self, m: int) -> None:
+    def diverged(self, loop: TrainingLoop, m: int, update: int) -> None:
+        """Member ``m`` (not guarded) applied a non-finite update at ``update``: it ends
+        ``diverged``, keeping the figures and the network of its best epoch so far."""
+        self.members[m].stop_reason = (f"parameters or loss non-finite at update {update} "
+                                       f"(the non-finite guard does not protect it)")
+        self._finish(m, Status.DIVERGED, diverged_at=int(update))
+
+    def _finish(self, m: int, status: Status | None = None, **extra) -> None:
         mem = self.members[m]
-        status = Status.SUCCEEDED if math.isfinite(mem.best["valid"]) else Status.DIVERGED
+        if status is None:
+            status = Status.SUCCEEDED if math.isfinite(mem.best["valid"]) else Status.DIVERGED
         params = self.best_params.get(m)
         network = None
         if params is not None:
@@ -413,7 +435,7 @@ class NaturalTrainer(Schedule):
             with torch.no_grad():
                 for k, p in network.params.items():
                     p.copy_(params[k])
-        self.loop.finish(m, status, self.metrics(self.loop, m), network=network, epoch=mem.best_epoch)
+        self.loop.finish(m, status, self.metrics(self.loop, m) | extra, network=network, epoch=mem.best_epoch)
 
     def metrics(self, loop: TrainingLoop, m: int) -> dict:
         mem, core_mem = self.members[m], loop.members[m]
@@ -442,7 +464,9 @@ class NaturalTrainer(Schedule):
         if state.get("kind") != "training" or state.get("problem") != cls.problem:
             raise ValueError(f"not a training checkpoint of Table 1 (kind {state.get('kind')!r}, "
                              f"problem {state.get('problem')!r})")
-        self = cls(NaturalConfig(**state["config"]), source, store, progress=progress, echo=echo)
+        # checkpoints written before these were settings counted α's t in updates and guarded every member
+        config = {"alpha_time": "updates", "guard": "always"} | dict(state["config"])
+        self = cls(NaturalConfig(**config), source, store, progress=progress, echo=echo)
         sched, loop = state["schedule"], self.loop
         device = self.config.device
         self.epoch, self.position = int(sched["epoch"]), int(sched["position"])
@@ -451,7 +475,7 @@ class NaturalTrainer(Schedule):
         loop.model.load_state_dict(state["model"])
         loop.load_loop_state(state["loop"])
         if state["rule"] is None:                    # version 1: the rule follows from the members
-            loop.rule = cls._rule(loop.model, self.members)
+            loop.rule = cls._rule(loop.model, self.members, self.config.guard)
             loop.rule.select(loop.active, loop.model.params)
         else:
             loop.rule.load_state_dict(state["rule"])
