@@ -75,7 +75,7 @@ def test_penalty_is_added_before_clipping():
 def test_guard_sees_the_data_gradient_and_no_penalty_changes_nothing():
     params = ensemble(E=2)
     grads = {k: torch.full_like(v, float("nan")) for k, v in params.items()}
-    rule = PaperSGD([0.1, 0.1], l2=1.0, dtype=torch.float64)
+    rule = PaperSGD([0.1, 0.1], l2=1.0, guard=True, dtype=torch.float64)
     bad, _ = rule.step(params, grads, global_norm(grads))
     assert bad.tolist() == [True, True]
     a, b = ensemble(), ensemble()
