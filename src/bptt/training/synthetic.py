@@ -29,6 +29,7 @@ from bptt.omega import alpha_schedule
 from bptt.optim import PaperSGD
 from bptt.store import Status
 from bptt.training import checkpoint as ckpt
+from bptt.training import kernel_data
 from bptt.training.config import MemberResult, TrainConfig, TrainResult
 from bptt.training.loop import Batch, Schedule, TrainingLoop
 
@@ -55,6 +56,7 @@ class Trainer(Schedule):
                  run_ids: list[int] | None = None,
                  callback: Callable[["Trainer"], None] | None = None) -> None:
         self.config = c = config.validate()
+        kernel_data.check_runtime(c)
         if run_ids is not None and len(run_ids) != len(c.seeds):
             raise ValueError(f"run_ids has {len(run_ids)} entries for {len(c.seeds)} seeds")
         self.store = store
@@ -76,8 +78,10 @@ class Trainer(Schedule):
             model, rule, alpha=alpha, omega=c.omega, store=store,
             run_ids=None if run_ids is None else [None if r is None else int(r) for r in run_ids],
             record_every=c.record_every, checkpoint_every=c.checkpoint_every,
-            cuda_graph=c.min_length == c.max_length,       # one CUDA graph per update on a GPU
-            callback=None if callback is None else (lambda: callback(self)))
+            cuda_graph=c.values("min_length") == c.values("max_length"),   # one CUDA graph per update on a GPU
+            callback=None if callback is None else (lambda: callback(self)), kernel=c.kernel)
+        self.source = kernel_data.TaskSource(c, self._data_seed(3), model.device, model.per_step,
+                                             self.task.tolerance) if kernel_data.needs_source(c) else None
         self.errors = [float("nan")] * len(c.seeds)
         self.finished_at = [0] * len(c.seeds)
         self.final_models: dict[int, ElmanRNN] = {}
@@ -124,6 +128,8 @@ class Trainer(Schedule):
         return int(self.length_rng.integers(c.min_length, c.max_length + 1))
 
     def next_batch(self, loop: TrainingLoop) -> Batch:
+        if self.source is not None:
+            return self.source.batch(loop.active, self.config.batch_size)
         E, B = len(loop.active), self.config.batch_size
         dev = loop.model.device
         x, y = self.task.sample(E * B, self._length())                # on the host
@@ -144,6 +150,8 @@ class Trainer(Schedule):
 
     def error_rate(self, n_sequences: int, length: int | None = None) -> torch.Tensor:
         """Fraction of ``n_sequences`` fresh sequences each active member gets wrong, ``[E]``."""
+        if self.source is not None:
+            return self.source.error_rate(self.loop.model, self.active, n_sequences, length)
         model = self.loop.model
         wrong = torch.zeros(len(self.active), dtype=torch.float64)
         done = 0
@@ -151,7 +159,8 @@ class Trainer(Schedule):
             n = min(1000, n_sequences - done)
             L = length or self.config.eval_length or self._eval_length()
             x, y = self.eval_task.sample(n, L)
-            ev = model.evaluate(x.to(model.device), y.to(model.device), tolerance=self.task.tolerance)
+            ev = model.evaluate(x.to(model.device), y.to(model.device), tolerance=self.task.tolerance,
+                                **({} if self.config.kernel == "exact" else {"kernel": self.config.kernel}))
             wrong += ev.wrong.to("cpu", torch.float64).sum(1)
             done += n
         return wrong / n_sequences
@@ -221,7 +230,8 @@ class Trainer(Schedule):
     def schedule_state(self) -> dict:
         return {"group": self.group, "errors": list(self.errors), "finished_at": list(self.finished_at),
                 "task_rng": self.task.rng.bit_generator.state, "eval_rng": self.eval_task.rng.bit_generator.state,
-                "length_rng": self.length_rng.bit_generator.state}
+                "length_rng": self.length_rng.bit_generator.state} | (
+                    {} if self.source is None else {"source": self.source.state()})
 
     def state(self) -> dict:
         """The training checkpoint of this trainer (see :mod:`bptt.training.checkpoint`)."""
@@ -253,6 +263,8 @@ class Trainer(Schedule):
         self.task.rng.bit_generator.state = sched["task_rng"]
         self.eval_task.rng.bit_generator.state = sched["eval_rng"]
         self.length_rng.bit_generator.state = sched["length_rng"]
+        if self.source is not None:
+            self.source.load_state(sched["source"])
         return self
 
     @classmethod
