@@ -77,6 +77,8 @@ def tasks_cmd() -> None:
 @click.option("--dtype", default="float32", show_default=True, type=click.Choice(["float32", "float64"]),
               help="Floating-point type of the networks.")
 @click.option("--device", default="cpu", show_default=True, help="Torch device, e.g. cpu or cuda.")
+@click.option("--kernel", default="exact", show_default=True, type=click.Choice(["exact", "persistent"]),
+              help="The engine's pass: exact (any device) or persistent (one Triton kernel; CUDA, needs bptt[gpu]).")
 @store_option
 @click.option("--resume", type=int, help="Resume the stopped training that run RUN_ID belongs to.")
 @progress_option
@@ -100,7 +102,7 @@ def train(**o) -> None:
             batch_size=o["batch_size"], max_updates=o["max_updates"], eval_every=o["eval_every"],
             eval_sequences=o["eval_sequences"], success_error=o["success_error"], strict=o["strict"],
             seeds=parse_seeds(o["seeds"]), dtype=o["dtype"], device=o["device"],
-            record_every=o["record_every"], checkpoint_every=o["checkpoint_every"])
+            record_every=o["record_every"], checkpoint_every=o["checkpoint_every"], kernel=o["kernel"])
         try:
             trainer = Trainer(config, store, progress=o["progress"])
         except ValueError as exc:
