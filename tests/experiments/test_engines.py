@@ -45,16 +45,18 @@ def test_runs_that_differ_in_shape_stay_apart_with_the_persistent_kernel():
     assert len(pack(mixed)) == 2                        # an exact run never joins a persistent pack
 
 
-def test_figure7_packs_each_initialization_into_one_ensemble_with_the_persistent_kernel():
+def test_figure7_packs_into_one_ensemble_with_the_persistent_kernel():
     exp = get("figure7")
     exact = exp.sweep("full")
     assert len(pack(exact)) == 15 and exact.name == "figure7-full"
     pers = exp.sweep("full", device="cpu", kernel="persistent")
     packs = pack(pers)
-    assert pers.name == "figure7-full-persistent" and len(packs) == 3
-    for p in packs:
-        assert lengths_of(pers, p) == [50, 100, 150, 200, 250] and len(p.members) == 75
-        assert len({pers.configs[i]["init"] for i in p.members}) == 1
+    assert pers.name == "figure7-full-persistent" and len(packs) == 1 and len(packs[0].members) == 225
+    assert lengths_of(pers, packs[0]) == [50, 100, 150, 200, 250]
+    assert {pers.configs[i]["init"] for i in packs[0].members} == {"sigmoid", "basic_tanh", "smart_tanh"}
+    cfg = _train_config([pers.configs[i] for i in packs[0].members], 7)
+    assert cfg.mixed_networks and cfg.member_lengths and len(cfg.seeds) == 225
+    cfg.validate()
     assert exact.keys[0] not in pers.keys                        # other engines, other runs
 
 

@@ -49,19 +49,21 @@ def test_persistent_training_follows_the_exact_engine():
     assert "kernel" not in store_e.get_run(exact.members[0].run_id)["config"]     # stored as before
 
 
-def mixed(seeds, lengths, methods, **kw):
+def mixed(seeds, lengths, methods, init="smart_tanh", **kw):
     return TrainConfig(task="temporal_order", hidden=8, batch_size=16, max_updates=4, eval_every=2,
                        check_sequences=16, eval_sequences=16, data_seed=5, record_every=2, lr=0.2,
                        success_error=0.01, kernel="persistent", seeds=seeds, min_length=lengths,
-                       max_length=lengths, method=methods, **kw)
+                       max_length=lengths, method=methods, init=init, **kw)
 
 
-def test_a_mixed_length_ensemble_trains_each_member_as_alone_at_its_length():
-    runs = [(0, 10, "msgd"), (1, 16, "msgd-c"), (0, 16, "msgd-cr")]
-    seeds, lengths, methods = map(list, zip(*runs))
-    together = Trainer(mixed(seeds, lengths, methods)).run()
-    for e, (seed, length, method) in enumerate(runs):
-        alone = Trainer(mixed([seed], [length], method)).run()
+def test_a_mixed_ensemble_trains_each_member_as_alone_at_its_length_and_init():
+    runs = [(0, 10, "msgd", "sigmoid"), (1, 16, "msgd-c", "basic_tanh"), (0, 16, "msgd-cr", "smart_tanh")]
+    seeds, lengths, methods, inits = map(list, zip(*runs))
+    trainer = Trainer(mixed(seeds, lengths, methods, inits))
+    assert trainer.model.unit == ("sigmoid", "tanh", "tanh")
+    together = trainer.run()
+    for e, (seed, length, method, init) in enumerate(runs):
+        alone = Trainer(mixed([seed], [length], method, init)).run()
         assert together.members[e].error == alone.members[0].error
         assert together.members[e].status == alone.members[0].status
         for name, p in alone.model.params.items():
@@ -72,7 +74,8 @@ def test_a_mixed_length_ensemble_trains_each_member_as_alone_at_its_length():
 
 
 def test_a_mixed_length_ensemble_resumes_exactly_from_its_checkpoint():
-    cfg = dataclasses.replace(mixed([0, 1], [10, 14], "msgd-c"), max_updates=4, eval_every=100)
+    cfg = dataclasses.replace(mixed([0, 1], [10, 14], "msgd-c", ["sigmoid", "smart_tanh"]), max_updates=4,
+                              eval_every=100)
     saved = {}
 
     def keep(trainer):
@@ -80,7 +83,7 @@ def test_a_mixed_length_ensemble_resumes_exactly_from_its_checkpoint():
             saved["state"] = ckpt.dumps(trainer.state())
     whole = Trainer(cfg, callback=keep).run()
     resumed = Trainer.from_checkpoint(saved["state"])
-    assert resumed.update == 2
+    assert resumed.update == 2 and resumed.model.unit == ("sigmoid", "tanh")
     again = resumed.run()
     for name, p in whole.model.params.items():
         torch.testing.assert_close(again.model.params[name], p, rtol=0, atol=0)
@@ -101,6 +104,8 @@ def test_device_sampling_and_screen_agree_between_kernels(monkeypatch):
 
 @pytest.mark.parametrize("change, message", [
     (dict(min_length=[10, 20], max_length=[10, 20]), "need kernel='persistent'"),
+    (dict(init=["sigmoid", "smart_tanh"]), "need kernel='persistent'"),
+    (dict(init=["sigmoid", "tanh"], kernel="persistent"), "init"),
     (dict(min_length=[10, 20], max_length=[10, 20], kernel="persistent", seeds=[0, 1, 2]), "entries for 3 seeds"),
     (dict(min_length=[20, 20], max_length=[10, 20], kernel="persistent"), "min_length <= max_length"),
     (dict(hidden=200, kernel="persistent"), "at most 128"),

@@ -44,7 +44,8 @@ def evaluate_model(model: ElmanRNN, task: str, task_options: dict, lengths: Sequ
         while done < sequences:
             n = min(EVAL_CHUNK, sequences - done)
             x, y = t.sample(n, int(length))
-            ev = model.evaluate(x.to(model.device), y.to(model.device), tolerance=t.tolerance)
+            ev = model.evaluate(x.to(model.device), y.to(model.device), tolerance=t.tolerance,
+                                **({"kernel": "persistent"} if getattr(model, "mixed_units", False) else {}))
             wrong += ev.wrong.to("cpu", torch.float64).sum(1)
             done += n
         out[:, li] = (wrong / sequences).numpy()

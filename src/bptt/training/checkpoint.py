@@ -169,17 +169,12 @@ def load_model(payload: bytes | dict, device: str | torch.device = "cpu"):
 
 
 def load_models(payloads: Sequence[bytes], device: str | torch.device = "cpu"):
-    """One ensemble holding the networks of several member checkpoints (same shapes)."""
-    from bptt.models import ElmanRNN
+    """One ensemble holding the networks of several member checkpoints (same shapes), each
+    with its own initialization's name and unit (see :func:`bptt.models.mixed.stack`)."""
+    from bptt.models.mixed import stack
 
     states = [loads(p) for p in payloads]
-    cfg = dict(states[0]["model_config"])
-    cfg["seeds"] = [s for st in states for s in st["model_config"]["seeds"]]
-    model = ElmanRNN.from_config(cfg, device=device)
-    with torch.no_grad():
-        for name, p in model.params.items():
-            p.copy_(torch.cat([st["model"][name] for st in states]).to(p.device))
-    return model
+    return stack([st["model_config"] for st in states], [st["model"] for st in states], device=device)
 
 
 def latest_training(store, run_ids: Sequence[int]) -> tuple[int, dict] | None:

@@ -18,13 +18,14 @@ METHODS = tuple(m.value for m in Method)
 #: Settings that may differ between the members of one ensemble (see :class:`TrainConfig`).
 PER_MEMBER = ("method", "lr", "threshold", "alpha")
 #: Settings that may also differ between members with ``kernel="persistent"`` (one launch
-#: runs members of different lengths).
+#: runs members of different lengths, initializations and units).
 PER_MEMBER_LENGTHS = ("min_length", "max_length")
+PER_MEMBER_NETWORKS = ("init", "unit")
 
 
 def per_member_fields(kernel: str = "exact") -> tuple[str, ...]:
     """The settings that may differ between the members of one ensemble under ``kernel``."""
-    return PER_MEMBER + PER_MEMBER_LENGTHS if kernel == "persistent" else PER_MEMBER
+    return PER_MEMBER + PER_MEMBER_LENGTHS + PER_MEMBER_NETWORKS if kernel == "persistent" else PER_MEMBER
 
 _POSITIVE_INT = Interval(1, None, integer=True)
 #: What each field of :class:`TrainConfig` must be (see :mod:`bptt.validation`).
@@ -33,8 +34,8 @@ CONSTRAINTS = {
     "task_options": [Check(lambda v: isinstance(v, dict), "a dict of the task's options")],
     "min_length": [PerMember(_POSITIVE_INT)], "max_length": [PerMember(_POSITIVE_INT)],
     "hidden": [_POSITIVE_INT],
-    "init": [Options(INITS)],
-    "unit": [NONE, Options(UNITS)],
+    "init": [PerMember(Options(INITS))],
+    "unit": [NONE, PerMember(Options(None, *UNITS))],
     "method": [PerMember(Options(METHODS))],
     "lr": [PerMember(Interval(0, None, closed="neither"))],
     "threshold": [PerMember(Interval())],
@@ -75,7 +76,8 @@ class TrainConfig:
     CUDA, or the CPU under Triton's interpreter). With ``"persistent"``, ``min_length``
     and ``max_length`` may also be lists (one per seed): members of different lengths
     then train in one ensemble, each on its own data stream and checked at its own
-    length (see :mod:`bptt.training.kernel_data`).
+    length (see :mod:`bptt.training.kernel_data`); so may ``init`` and ``unit``
+    (:class:`bptt.models.mixed.MixedElmanRNN`).
     """
 
     task: str = "temporal_order"
@@ -112,10 +114,10 @@ class TrainConfig:
         """Check every field (see :data:`CONSTRAINTS`) and how they fit together; raise
         ``ValueError`` saying what is wrong. Changes nothing; returns ``self``."""
         check_params(dataclasses.asdict(self), CONSTRAINTS, LABELS)
-        lists = [n for n in PER_MEMBER_LENGTHS if isinstance(getattr(self, n), (list, tuple))]
+        lists = [n for n in PER_MEMBER_LENGTHS + PER_MEMBER_NETWORKS if isinstance(getattr(self, n), (list, tuple))]
         if lists and self.kernel != "persistent":
             raise ValueError(f"{' and '.join(lists)} given per member need kernel='persistent' "
-                             f"(the exact engine trains one length per ensemble)")
+                             f"(the exact engine trains one length, init and unit per ensemble)")
         for name in per_member_fields(self.kernel):
             value = getattr(self, name)
             if isinstance(value, (list, tuple)) and len(value) != len(self.seeds):
@@ -170,6 +172,11 @@ class TrainConfig:
     def member_lengths(self) -> bool:
         """Whether ``min_length`` or ``max_length`` is given per member (``kernel="persistent"``)."""
         return any(isinstance(getattr(self, n), (list, tuple)) for n in PER_MEMBER_LENGTHS)
+
+    @property
+    def mixed_networks(self) -> bool:
+        """Whether ``init`` or ``unit`` is given per member (``kernel="persistent"``)."""
+        return any(isinstance(getattr(self, n), (list, tuple)) for n in PER_MEMBER_NETWORKS)
 
     @property
     def per_member(self) -> bool:

@@ -24,7 +24,8 @@ import torch
 
 from bptt import tasks as task_registry
 from bptt.methods import Method
-from bptt.models import ElmanRNN
+from bptt.models import ElmanRNN, mixed
+from bptt.models.mixed import MixedElmanRNN
 from bptt.omega import alpha_schedule
 from bptt.optim import PaperSGD
 from bptt.store import Status
@@ -67,8 +68,9 @@ class Trainer(Schedule):
         self.eval_task = task_registry.get(c.task, seed=self._data_seed(1), **c.task_options)
         self.length_rng = np.random.default_rng(self._data_seed(2))
         dtype = getattr(torch, c.dtype)
-        model = ElmanRNN(self.task.n_in, c.hidden, self.task.n_out, unit=c.unit, init=c.init,
-                         output=self.task.output, seeds=c.seeds, dtype=dtype, device=c.device)
+        model = (MixedElmanRNN if c.mixed_networks else ElmanRNN)(
+            self.task.n_in, c.hidden, self.task.n_out, unit=c.unit, init=c.init,
+            output=self.task.output, seeds=c.seeds, dtype=dtype, device=c.device)
         methods = [Method.parse(m) for m in c.values("method")]
         rule = PaperSGD(c.values("lr"), threshold=c.values("threshold"), clip=[m.clips for m in methods],
                         kind=c.clip, dtype=dtype, device=model.device)
@@ -252,7 +254,7 @@ class Trainer(Schedule):
         self = cls(config, store, progress=progress, group=sched["group"], callback=callback)
         loop = self.loop
         loop.load_loop_state(state["loop"])
-        loop.model = ElmanRNN.from_config(state["model_config"], device=config.device)
+        loop.model = mixed.from_config(state["model_config"], device=config.device)
         loop.model.load_state_dict(state["model"])
         if state["rule"] is None:                   # version 1: the rule follows from the config
             loop.rule.select(loop.active, loop.model.params)
@@ -314,13 +316,7 @@ class Trainer(Schedule):
 def _stack_members(models: list[ElmanRNN]) -> ElmanRNN:
     if len(models) == 1:
         return models[0]
-    cfg = models[0].config()
-    cfg["seeds"] = [s for m in models for s in m.seeds]
-    out = ElmanRNN.from_config(cfg, device=models[0].device)
-    with torch.no_grad():
-        for name, p in out.params.items():
-            p.copy_(torch.cat([getattr(m, name) for m in models]))
-    return out
+    return mixed.stack([m.config() for m in models], [m.params for m in models], device=models[0].device)
 
 
 def train(config: TrainConfig, store=None, *, progress: bool = False) -> TrainResult:
