@@ -100,6 +100,15 @@ def test_device_sampling_and_screen_agree_between_kernels(monkeypatch):
         torch.testing.assert_close(pers.model.params[name], p, rtol=1e-5, atol=1e-6)
     lengths = Trainer(mixed([0, 1], [10, 20], "msgd")).source.lengths([0, 1])
     assert lengths == [10, 20]
+    saved = {}
+
+    def keep(trainer):
+        if trainer.update == 2:
+            saved["state"] = ckpt.dumps(trainer.state())
+    whole = Trainer(tiny(max_updates=4, eval_every=100, kernel="persistent"), callback=keep).run()
+    again = Trainer.from_checkpoint(saved["state"]).run()              # the generators' states resume too
+    for name, p in whole.model.params.items():
+        assert torch.equal(again.model.params[name], p)
 
 
 @pytest.mark.parametrize("change, message", [

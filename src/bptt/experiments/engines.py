@@ -61,7 +61,8 @@ def choose_kernel(device: str, kernel: str | None = None) -> tuple[str, str | No
             raise ValueError("kernel 'persistent' needs Triton, which is not installed: "
                              "`pip install 'bptt[gpu]'`, or use --kernel exact")
         if not cuda and not persistent.interpreted():
-            raise ValueError("kernel 'persistent' runs on CUDA devices: use --device cuda, or --kernel exact on the CPU")
+            raise ValueError("kernel 'persistent' runs on CUDA devices: use --device cuda, "
+                             "or --kernel exact on the CPU")
     return kernel, None
 
 

@@ -134,8 +134,9 @@ class TrainConfig:
             if not lo <= hi:
                 raise ValueError(f"need 1 <= min_length <= max_length, got {lo}, {hi}")
         task = task_registry.get(self.task, seed=0, **self.task_options)
-        if min(self.values("min_length")) < task.min_length:
-            raise ValueError(f"task {self.task} needs length >= {task.min_length}, got {min(self.values('min_length'))}")
+        shortest = min(self.values("min_length"))
+        if shortest < task.min_length:
+            raise ValueError(f"task {self.task} needs length >= {task.min_length}, got {shortest}")
         if self.kernel == "persistent":
             from bptt.engine.persistent import MAX_BLOCK
             big = {n: v for n, v in (("hidden", self.hidden), ("input size", task.n_in), ("output size", task.n_out))

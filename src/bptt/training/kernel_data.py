@@ -65,7 +65,7 @@ def needs_source(config: TrainConfig) -> bool:
 
 def _member_seed(base: int, stream: int, seed: int, lo: int, hi: int) -> int:
     """The seed of one member's stream: fixed by the ensemble's data seed, the member's
-    seed and lengths, and the stream (0 training, 1 checks, 2 lengths)."""
+    seed and lengths, and the stream (0 training, 1 checks, 2 lengths, 3 check lengths)."""
     return int(np.random.SeedSequence([int(base) % 2 ** 63, stream, int(seed), int(lo), int(hi)])
                .generate_state(1, np.uint32)[0])
 
@@ -108,6 +108,7 @@ class TaskSource:
             self.length_rngs = [np.random.default_rng(k) for k in seeds[2 * n:]]
         else:
             self.length_rng = np.random.default_rng(_member_seed(base_seed, 2, 0, *self.bounds[0]))
+            self.check_length_rng = np.random.default_rng(_member_seed(base_seed, 3, 0, *self.bounds[0]))
         if self.on_device:
             self.generator = torch.Generator(device=self.device).manual_seed(_member_seed(base_seed, 0, 0, 0, 0))
             self.eval_generator = torch.Generator(device=self.device).manual_seed(_member_seed(base_seed, 1, 0, 0, 0))
@@ -130,7 +131,7 @@ class TaskSource:
             return [int(fixed)] * len(active)
         if self.members:
             return [self._draw(self.eval_tasks[m].rng, *self.bounds[m]) for m in active]
-        return [self._draw(self.length_rng, *self.bounds[0])] * len(active)
+        return [self._draw(self.check_length_rng, *self.bounds[0])] * len(active)
 
     # -- batches ----------------------------------------------------------------------------
     def _host(self, tasks, active: list[int], n: int, lengths: list[int]):
@@ -195,6 +196,7 @@ class TaskSource:
             out["length_rngs"] = [r.bit_generator.state for r in self.length_rngs]
         else:
             out["length_rng"] = self.length_rng.bit_generator.state
+            out["check_length_rng"] = self.check_length_rng.bit_generator.state
         if self.on_device:
             out["generator"] = self.generator.get_state()
             out["eval_generator"] = self.eval_generator.get_state()
@@ -209,6 +211,7 @@ class TaskSource:
                 r.bit_generator.state = s
         else:
             self.length_rng.bit_generator.state = state["length_rng"]
+            self.check_length_rng.bit_generator.state = state["check_length_rng"]
         if self.on_device and "generator" in state:
             self.generator.set_state(state["generator"].cpu())
             self.eval_generator.set_state(state["eval_generator"].cpu())
