@@ -169,3 +169,45 @@ def test_cli_trains_with_the_persistent_kernel(tmp_path):
     assert res.exit_code == 0, res.output
     run = Store(db).list_runs()[0]
     assert run["config"]["kernel"] == "persistent" and run["status"] == "failed"
+
+
+CUDA_PROGRAM = r'''
+import sys, tempfile, torch
+from bptt.experiments.reproduce import reproduce
+from bptt.store import Store
+from bptt.training.trainer import TrainConfig, Trainer
+
+base = dict(task="temporal_order", min_length=50, max_length=50, hidden=50, batch_size=20, max_updates=20,
+            eval_every=10, check_sequences=200, eval_sequences=1000, seeds=[0, 1, 2], data_seed=1,
+            lr=0.01, method="msgd-cr", alpha=4.0, device="cuda", record_every=5)
+exact = Trainer(TrainConfig(**base)).run()
+pers = Trainer(TrainConfig(**base, kernel="persistent")).run()
+assert [m.status for m in exact.members] == [m.status for m in pers.members]
+for k, p in exact.model.params.items():
+    err = float((pers.model.params[k] - p).abs().max())
+    assert err < 1e-4, (k, err)
+with tempfile.TemporaryDirectory() as d:
+    out = reproduce("figure7", "smoke", store=d + "/s.sqlite", out_dir=d + "/r", device="cuda", progress=False,
+                    echo=lambda s: None)
+    s = out["summary"]
+    assert s.settled == s.runs == 45, s
+    packs = {r["metrics"].get("pack") for r in Store(d + "/s.sqlite").list_runs()}
+    assert len(packs) == 1, packs
+print("ok")
+'''
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
+def test_compiled_kernel_trains_as_the_exact_engine_on_cuda(tmp_path):
+    """On a GPU (compiled, not interpreted): the same updates as the exact engine on the
+    device's data, and the Figure 7 smoke sweep in one ensemble."""
+    import os
+    import subprocess
+    import sys
+
+    src = os.path.join(os.path.dirname(__file__), "..", "..", "src")
+    env = dict(os.environ, PYTHONPATH=src + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env.pop("TRITON_INTERPRET", None)
+    proc = subprocess.run([sys.executable, "-c", CUDA_PROGRAM], capture_output=True, text=True, timeout=900,
+                          env=env, cwd=tmp_path)
+    assert proc.returncode == 0 and proc.stdout.strip().endswith("ok"), proc.stdout[-2000:] + proc.stderr[-4000:]

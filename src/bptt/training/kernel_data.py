@@ -30,8 +30,14 @@ from bptt.tasks.device import DEVICE_SAMPLERS, sample_on_device
 from bptt.training.config import TrainConfig
 from bptt.training.loop import Batch
 
-#: Sequences per forward pass of a check (memory is proportional to it).
+#: Sequences per member and forward pass of a check, and (on the device) at most this
+#: many per forward pass of the whole ensemble (memory is proportional to these).
 CHECK_CHUNK = 1000
+CHECK_TOTAL = 65536
+
+
+def _chunk(members: int) -> int:
+    return max(16, min(CHECK_CHUNK, CHECK_TOTAL // max(members, 1)))
 
 
 def check_runtime(config: TrainConfig) -> None:
@@ -173,12 +179,12 @@ class TaskSource:
             params = {k: p.detach() for k, p in model.params.items()}
             rates = error_rate(params, lambda n: self._device(self.eval_generator, active, n, drawn)[:2],
                                n_sequences, unit=model.unit, output=model.output, tolerance=self.tolerance,
-                               lengths=lengths if per_member else None, kernel=kernel, chunk=CHECK_CHUNK)
+                               lengths=lengths if per_member else None, kernel=kernel, chunk=_chunk(len(active)))
             return rates.to("cpu", torch.float64)                     # the one host read of a check
         wrong = torch.zeros(len(active), dtype=torch.float64)
         done = 0
         while done < n_sequences:
-            n = min(CHECK_CHUNK, n_sequences - done)
+            n = min(CHECK_CHUNK, n_sequences - done)          # fixed: a member's checks do not depend on E
             x, y, lengths = self._host(self.eval_tasks, active, n, self.check_lengths(active, length))
             ev = model.evaluate(x.to(model.device), y.to(model.device), tolerance=self.tolerance,
                                 kernel="persistent", lengths=lengths)
