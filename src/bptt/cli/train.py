@@ -8,6 +8,7 @@ import click
 
 from bptt import tasks as task_registry
 from bptt.cli.common import (
+    check_device,
     open_store,
     parse_seeds,
     progress_option,
@@ -76,7 +77,8 @@ def tasks_cmd() -> None:
               help="Updates between checkpoints.")
 @click.option("--dtype", default="float32", show_default=True, type=click.Choice(["float32", "float64"]),
               help="Floating-point type of the networks.")
-@click.option("--device", default="cpu", show_default=True, help="Torch device, e.g. cpu or cuda.")
+@click.option("--device", default="cpu", show_default=True, callback=check_device,
+              help="Torch device, e.g. cpu or cuda.")
 @click.option("--kernel", default="exact", show_default=True, type=click.Choice(["exact", "persistent"]),
               help="The engine's pass: exact (any device) or persistent (one Triton kernel; CUDA, needs bptt[gpu]).")
 @store_option
@@ -84,6 +86,7 @@ def tasks_cmd() -> None:
 @progress_option
 def train(**o) -> None:
     """Train an ensemble, one member per seed, and record every run in the store."""
+    from bptt.training.memory import check_fits
     from bptt.training.trainer import TrainConfig, Trainer
 
     sigterm_as_interrupt()
@@ -104,6 +107,7 @@ def train(**o) -> None:
             seeds=parse_seeds(o["seeds"]), dtype=o["dtype"], device=o["device"],
             record_every=o["record_every"], checkpoint_every=o["checkpoint_every"], kernel=o["kernel"])
         try:
+            check_fits(config.validate())
             trainer = Trainer(config, store, progress=o["progress"])
         except ValueError as exc:
             raise click.BadParameter(str(exc)) from None
@@ -111,7 +115,10 @@ def train(**o) -> None:
         result = trainer.run()
     except KeyboardInterrupt:
         ids = [trainer.run_ids[m] for m in range(len(trainer.run_ids)) if trainer.status[m] == Status.STOPPED]
-        click.echo(f"\nstopped at update {trainer.update}; checkpoint saved. "
+        saved = any(r is not None and store.load_checkpoint(r) is not None for r in ids)
+        click.echo(f"\nstopped at update {trainer.update}; "
+                   + ("checkpoint saved. " if saved else "no checkpoint was saved yet (it restarts from scratch). ")
+                   + f"Resume with: bptt train --resume {ids[0] if ids else trainer.run_ids[0]}"
                    f"Resume with: bptt train --resume {ids[0] if ids else trainer.run_ids[0]}"
                    + (f" --store {o['store_path']}" if o["store_path"] else ""), err=True)
         sys.exit(130)
@@ -131,6 +138,10 @@ def _resumed(store, run_id: int, progress: bool):
         raise click.ClickException(str(exc.args[0] if exc.args else exc)) from None
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(f"resuming group {trainer.group} at update {trainer.update} with {len(trainer.active)} active members",
-               err=True)
+    if trainer.restarted:
+        click.echo(f"restarting group {trainer.group} from scratch (it stopped before its first checkpoint) "
+                   f"with {len(trainer.active)} members", err=True)
+    else:
+        click.echo(f"resuming group {trainer.group} at update {trainer.update} with {len(trainer.active)} "
+                   f"active members", err=True)
     return trainer

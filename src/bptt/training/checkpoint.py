@@ -160,10 +160,10 @@ def _table1_v1(s: dict) -> dict:
 
 def load_model(payload: bytes | dict, device: str | torch.device = "cpu"):
     """The network a checkpoint holds (a member's, or the whole ensemble of a training one)."""
-    from bptt.models import ElmanRNN
+    from bptt.models.mixed import from_config
 
     state = loads(payload) if isinstance(payload, (bytes, bytearray, memoryview)) else payload
-    model = ElmanRNN.from_config(state["model_config"], device=device)
+    model = from_config(state["model_config"], device=device)
     model.load_state_dict(state["model"])
     return model
 
