@@ -46,9 +46,11 @@ def choose_kernel(device: str, kernel: str | None = None) -> tuple[str, str | No
         ValueError: an unknown kernel, or ``"persistent"`` without Triton or on the CPU
             (where only Triton's interpreter runs it, ``TRITON_INTERPRET=1``).
     """
+    cuda = torch.device(device).type == "cuda"
+    if not cuda and kernel in (None, "exact"):
+        return "exact", None                                     # the reference: Triton not even imported
     from bptt.engine import persistent
 
-    cuda = torch.device(device).type == "cuda"
     if kernel is None:
         if cuda and persistent.available():
             return "persistent", None
