@@ -130,8 +130,7 @@ class _Network:
             length = o["length"] or cfg.get("min_length") or 50
             self.describe = (f"run {self.run_id} ({cfg.get('task')}, {cfg.get('method')}, "
                              f"init {cfg.get('init')}, seed {cfg.get('seed')}) at update {step}")
-            init_cfg = model.config()
-            init_cfg["seeds"] = [model.seeds[member]]
+            init_cfg = model.select([member]).config()         # the member's own init and unit
             self.initial = ElmanRNN.from_config(init_cfg)
         else:
             task_name = o["task"] or "temporal_order"

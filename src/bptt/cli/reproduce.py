@@ -52,6 +52,11 @@ def _sweep_options(f, budgets=BUDGETS):
         click.option("--address", help="Address of a running Ray cluster (with --executor ray)."),
         click.option("--threads", default=1, show_default=True, type=click.IntRange(min=1),
                      help="Torch threads per worker (small ensembles run fastest on one thread each)."),
+        click.option("--device", default="cpu", show_default=True,
+                     help="Where the runs train: cpu (the reference engine) or cuda."),
+        click.option("--kernel", type=click.Choice(["exact", "persistent"]),
+                     help="The engine's pass (default: persistent on cuda when Triton imports, else exact); "
+                          "persistent packs runs of different lengths into one ensemble."),
         click.option("--report/--no-report", default=True, show_default=True, help="Write the report at the end."),
         progress_option,
     ]
@@ -75,7 +80,7 @@ def _experiment_command(experiment: str, title: str, budgets=BUDGETS) -> click.C
 
 
 def _run_sweep(experiment, budget, store_path, out_dir, sweep_name, executor, workers, address, threads, report,
-               progress) -> None:
+               progress, device="cpu", kernel=None) -> None:
     from bptt.experiments.reproduce import reproduce as run
 
     if address and executor != "ray":
@@ -85,7 +90,7 @@ def _run_sweep(experiment, budget, store_path, out_dir, sweep_name, executor, wo
     try:
         result = run(experiment, budget, store=store, out_dir=out_dir, sweep_name=sweep_name, executor=executor,
                      workers=workers, address=address, threads=threads, progress=progress, report=report,
-                     echo=click.echo)
+                     echo=click.echo, device=device, kernel=kernel)
     except KeyboardInterrupt:
         click.echo("\ninterrupted. Run the same command again to continue the sweep (runs go on from their "
                    "last checkpoints).", err=True)

@@ -88,6 +88,8 @@ def tasks_cmd() -> None:
 @click.option("--guard", default="clipping", show_default=True, type=click.Choice(GUARDS),
               help="Which members the non-finite guard protects: those that clip (the reference code), "
                    "always, or never. An unprotected member that overflows ends as diverged.")
+@click.option("--kernel", default="exact", show_default=True, type=click.Choice(["exact", "persistent"]),
+              help="The engine's pass: exact (any device) or persistent (one Triton kernel; CUDA, needs bptt[gpu]).")
 @store_option
 @click.option("--resume", type=int, help="Resume the stopped training that run RUN_ID belongs to.")
 @progress_option
@@ -112,7 +114,7 @@ def train(**o) -> None:
             batch_size=o["batch_size"], max_updates=o["max_updates"], eval_every=o["eval_every"],
             eval_sequences=o["eval_sequences"], success_error=o["success_error"], strict=o["strict"],
             seeds=parse_seeds(o["seeds"]), dtype=o["dtype"], device=o["device"],
-            record_every=o["record_every"], checkpoint_every=o["checkpoint_every"],
+            record_every=o["record_every"], checkpoint_every=o["checkpoint_every"], kernel=o["kernel"],
             guard=o["guard"])
         config.l1, config.l2 = o["l1"], o["l2"]
         try:

@@ -16,7 +16,8 @@ from bptt.experiments.grid import STALE_AFTER, _needs_evaluation, steps_per_upda
 from bptt.models import ElmanRNN
 from bptt.store import OUTCOME_STATUSES, Status, Store
 from bptt.training import checkpoint
-from bptt.training.trainer import PER_MEMBER, TrainConfig, Trainer
+from bptt.training.config import per_member_fields
+from bptt.training.trainer import TrainConfig, Trainer
 
 #: Sequences per evaluation chunk: memory stays flat at any length.
 EVAL_CHUNK = 1000
@@ -43,7 +44,8 @@ def evaluate_model(model: ElmanRNN, task: str, task_options: dict, lengths: Sequ
         while done < sequences:
             n = min(EVAL_CHUNK, sequences - done)
             x, y = t.sample(n, int(length))
-            ev = model.evaluate(x.to(model.device), y.to(model.device), tolerance=t.tolerance)
+            ev = model.evaluate(x.to(model.device), y.to(model.device), tolerance=t.tolerance,
+                                **({"kernel": "persistent"} if getattr(model, "mixed_units", False) else {}))
             wrong += ev.wrong.to("cpu", torch.float64).sum(1)
             done += n
         out[:, li] = (wrong / sequences).numpy()
@@ -97,7 +99,7 @@ class TaskReport:
 
 def _train_config(configs: Sequence[dict], data_seed: int) -> TrainConfig:
     first = {k: v for k, v in configs[0].items() if k not in ("seed", "labels", "evaluation", "group")}
-    per = {n: [c[n] for c in configs] for n in PER_MEMBER}
+    per = {n: [c[n] for c in configs] for n in per_member_fields(configs[0].get("kernel", "exact"))}
     for n, values in per.items():
         first[n] = values[0] if all(v == values[0] for v in values) else values
     if first.get("data_seed") is None:

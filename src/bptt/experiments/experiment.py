@@ -82,12 +82,29 @@ class Experiment:
     def labels(self, budget: Budget, **kw) -> dict:
         return {"experiment": self.name, "budget": budget.name, **kw}
 
-    def sweep(self, budget: str | Budget, name: str | None = None) -> Sweep:
+    def sweep(self, budget: str | Budget, name: str | None = None, *, device: str = "cpu",
+              kernel: str = "exact") -> Sweep:
+        """The sweep at ``budget``; ``device`` and ``kernel`` (see
+        :mod:`bptt.experiments.engines`) are set in every run's training configuration
+        where they are not the defaults. With ``kernel="persistent"`` runs of different
+        lengths share ensembles of up to :data:`~bptt.experiments.engines.PERSISTENT_ENSEMBLE`."""
+        from bptt.experiments.engines import PERSISTENT_ENSEMBLE, engine_fields
+
         b = budget if isinstance(budget, Budget) else self.budget(budget)
-        return Sweep(name or default_sweep_name(self.name, b.name), self.specs(b),
-                     meta={"experiment": self.name, "budget": asdict(b)})
+        specs = self.specs(b)
+        engine = engine_fields(device, kernel)
+        if engine:
+            specs = [RunSpec({**s.train, **engine}, s.labels, s.evaluation) for s in specs]
+        meta = {"experiment": self.name, "budget": asdict(b)} | ({"engine": engine} if engine else {})
+        return Sweep(name or default_sweep_name(self.name, b.name, device, kernel), specs, meta=meta,
+                     **({"max_ensemble": PERSISTENT_ENSEMBLE} if kernel == "persistent" else {}))
 
 
-def default_sweep_name(experiment: str, budget: str) -> str:
-    return f"{experiment}-{budget}"
+def default_sweep_name(experiment: str, budget: str, device: str = "cpu", kernel: str = "exact") -> str:
+    """``EXPERIMENT-BUDGET``, with the device type and a non-default kernel appended
+    (``figure7-full-cuda-persistent``): runs on other engines are other runs of the store."""
+    import torch
+
+    suffix = "" if torch.device(device).type == "cpu" else f"-{torch.device(device).type}"
+    return f"{experiment}-{budget}{suffix}" + (f"-{kernel}" if kernel != "exact" else "")
 

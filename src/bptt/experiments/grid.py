@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 
 from bptt import tasks as task_registry
 from bptt.store import OUTCOME_STATUSES, Status, Store, config_json, config_key
-from bptt.training.trainer import PER_MEMBER, TrainConfig
+from bptt.training.config import per_member_fields
+from bptt.training.trainer import TrainConfig
 
 #: A run not updated for this long (seconds) may be claimed again, even from another host.
 STALE_AFTER = 3600.0
@@ -128,7 +129,8 @@ class Pack:
 
 
 def _signature(config: dict) -> str:
-    shared = {k: v for k, v in config.items() if k not in ("seed", "labels", *PER_MEMBER)}
+    fields = per_member_fields(config.get("kernel", "exact"))
+    shared = {k: v for k, v in config.items() if k not in ("seed", "labels", *fields)}
     return config_json(shared)
 
 
@@ -136,7 +138,9 @@ def pack(sweep: Sweep, indices: Iterable[int] | None = None) -> list[Pack]:
     """Group runs whose shapes agree into ensembles of at most ``sweep.max_ensemble``.
 
     Runs agree when their stored configurations are equal but for the seed, the
-    method, the learning rate, the threshold, α and the labels. Packs come out most
+    method, the learning rate, the threshold, α and the labels (and, for runs with
+    ``kernel="persistent"``, the lengths: one launch trains members of different
+    lengths, see :func:`bptt.training.config.per_member_fields`). Packs come out most
     expensive first (updates × steps per update × members), so that a pool of workers
     finishes together.
     """
@@ -148,7 +152,7 @@ def pack(sweep: Sweep, indices: Iterable[int] | None = None) -> list[Pack]:
         chunks: list[tuple[list[int], set]] = []
         for i in members:                  # an ensemble holds each (seed, settings) once
             c = sweep.configs[i]
-            member = (c["seed"], *(repr(c[n]) for n in PER_MEMBER))
+            member = (c["seed"], *(repr(c[n]) for n in per_member_fields(c.get("kernel", "exact"))))
             for chunk, seen in chunks:
                 if len(chunk) < sweep.max_ensemble and member not in seen:
                     chunk.append(i)
@@ -158,7 +162,7 @@ def pack(sweep: Sweep, indices: Iterable[int] | None = None) -> list[Pack]:
                 chunks.append(([i], {member}))
         for chunk, _ in chunks:
             c = sweep.configs[chunk[0]]
-            packs.append(Pack(chunk, c["max_updates"] * steps_per_update(c) * len(chunk)))
+            packs.append(Pack(chunk, c["max_updates"] * sum(steps_per_update(sweep.configs[i]) for i in chunk)))
     packs.sort(key=lambda p: -p.cost)
     return packs
 

@@ -74,7 +74,8 @@ def provenance_line(p: dict) -> str:
 
 
 def rerun_command(experiment: str, budget: str, *, store: str | None, out: str | None, sweep: str | None,
-                  executor: str = "inline", workers: int | None = None, address: str | None = None) -> str:
+                  executor: str = "inline", workers: int | None = None, address: str | None = None,
+                  device: str | None = None, kernel: str | None = None) -> str:
     parts = ["bptt", "reproduce", experiment, "--budget", budget]
     if sweep:
         parts += ["--sweep", sweep]
@@ -88,6 +89,10 @@ def rerun_command(experiment: str, budget: str, *, store: str | None, out: str |
         parts += ["--workers", str(workers)]
     if address:
         parts += ["--address", address]
+    if device:
+        parts += ["--device", device]
+    if kernel:
+        parts += ["--kernel", kernel]
     return shlex.join(parts)
 
 

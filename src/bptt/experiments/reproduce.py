@@ -26,6 +26,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Callable
 
+from bptt.experiments.engines import check_device, choose_kernel, engine_fields
 from bptt.experiments.manifest import machine, manifest_path, provenance, read_manifest, rerun_command, utc_now
 from bptt.experiments.registry import get
 from bptt.experiments.report import write_report
@@ -37,7 +38,7 @@ def reproduce(experiment: str, budget: str = "smoke", *, store: Store | str | os
               out_dir: str | os.PathLike | None = None, sweep_name: str | None = None,
               executor: str | object = "inline", workers: int | None = None, address: str | None = None,
               threads: int | None = 1, progress: bool = True, report: bool = True,
-              echo: Callable[[str], None] = print) -> dict:
+              echo: Callable[[str], None] = print, device: str = "cpu", kernel: str | None = None) -> dict:
     """Run (or resume) one reproduction and write its report.
 
     Args:
@@ -50,12 +51,19 @@ def reproduce(experiment: str, budget: str = "smoke", *, store: Store | str | os
         workers: processes of the pool (``processes``), CPUs of a local Ray instance.
         address: address of a running Ray cluster.
         threads: torch threads per worker.
+        device: where the runs train (``cpu``, the reference, or ``cuda``).
+        kernel: ``exact``, ``persistent``, or ``None``: the persistent kernel on CUDA when
+            Triton imports, else the exact engine (see :mod:`bptt.experiments.engines`).
 
     Returns ``{"summary": SweepSummary, "report": {...paths}, "out_dir": Path}``.
     """
     exp = get(experiment)
     b = exp.budget(budget)
-    sweep = exp.sweep(b, sweep_name)
+    device = check_device(device)
+    kernel, note = choose_kernel(device, kernel)
+    if note:
+        echo(note)
+    sweep = exp.sweep(b, sweep_name, device=device, kernel=kernel)
     out = Path(out_dir) if out_dir is not None else Path("reproductions") / sweep.name
     out.mkdir(parents=True, exist_ok=True)
     if not isinstance(store, Store):
@@ -64,19 +72,22 @@ def reproduce(experiment: str, budget: str = "smoke", *, store: Store | str | os
         if isinstance(executor, str) else executor
     started = utc_now()
     echo(f"{exp.title}: sweep {sweep.name!r}, {len(sweep)} runs, budget {b.name} "
-         f"(at most {b.max_updates:,} updates per run), executor {ex.name}")
+         f"(at most {b.max_updates:,} updates per run), executor {ex.name}"
+         + (f", device {device}, kernel {kernel}" if (device, kernel) != ("cpu", "exact") else ""))
     summary: SweepSummary = run_sweep(sweep, store, ex, progress=progress)
     invocation = {"started": started, "finished": utc_now(), "seconds": summary.seconds, "executor": ex.name,
                   "workers": getattr(ex, "workers", None) or workers or 1, "threads": threads,
                   "argv": " ".join(shlex.quote(a) for a in sys.argv), "machine": machine(),
                   "provenance": provenance(), "settings": [s.train_config() for s in sweep.specs],
+                  "device": device, "kernel": kernel,
                   "summary": {k: v for k, v in asdict(summary).items() if k != "reports"}}
     manifest = read_manifest(out)
     manifest.update({"sweep": sweep.name, "experiment": exp.name, "budget": asdict(b),
                      "store": str(store.path) if store.path is not None else ":memory:",
                      "command": rerun_command(exp.name, b.name, store=str(store.path) if store.path else None,
                                               out=str(out), sweep=sweep_name, executor=ex.name,
-                                              workers=workers, address=address)})
+                                              workers=workers, address=address,
+                                              **engine_fields(device, kernel))})
     manifest.setdefault("invocations", []).append(invocation)
     manifest_path(out).write_text(json.dumps(manifest, indent=2, default=str))
     echo(f"{summary.settled}/{summary.runs} runs settled ({summary.succeeded} succeeded); "

@@ -160,26 +160,21 @@ def _table1_v1(s: dict) -> dict:
 
 def load_model(payload: bytes | dict, device: str | torch.device = "cpu"):
     """The network a checkpoint holds (a member's, or the whole ensemble of a training one)."""
-    from bptt.models import ElmanRNN
+    from bptt.models.mixed import from_config
 
     state = loads(payload) if isinstance(payload, (bytes, bytearray, memoryview)) else payload
-    model = ElmanRNN.from_config(state["model_config"], device=device)
+    model = from_config(state["model_config"], device=device)
     model.load_state_dict(state["model"])
     return model
 
 
 def load_models(payloads: Sequence[bytes], device: str | torch.device = "cpu"):
-    """One ensemble holding the networks of several member checkpoints (same shapes)."""
-    from bptt.models import ElmanRNN
+    """One ensemble holding the networks of several member checkpoints (same shapes), each
+    with its own initialization's name and unit (see :func:`bptt.models.mixed.stack`)."""
+    from bptt.models.mixed import stack
 
     states = [loads(p) for p in payloads]
-    cfg = dict(states[0]["model_config"])
-    cfg["seeds"] = [s for st in states for s in st["model_config"]["seeds"]]
-    model = ElmanRNN.from_config(cfg, device=device)
-    with torch.no_grad():
-        for name, p in model.params.items():
-            p.copy_(torch.cat([st["model"][name] for st in states]).to(p.device))
-    return model
+    return stack([st["model_config"] for st in states], [st["model"] for st in states], device=device)
 
 
 def latest_training(store, run_ids: Sequence[int]) -> tuple[int, dict] | None:

@@ -6,6 +6,7 @@ import dataclasses
 from dataclasses import dataclass, field
 
 from bptt import tasks as task_registry
+from bptt.engine import KERNELS
 from bptt.engine.units import UNITS
 from bptt.methods import Method
 from bptt.models import ElmanRNN
@@ -20,15 +21,25 @@ PER_MEMBER = ("method", "lr", "threshold", "alpha")
 #: Penalty weights on W_rec (:mod:`bptt.optim.penalties`), also settable per member; left
 #: out of a run's stored configuration when 0, so that unpenalised runs keep their keys.
 PENALTIES = ("l1", "l2")
+#: Settings that may also differ between members with ``kernel="persistent"`` (one launch
+#: runs members of different lengths, initializations and units).
+PER_MEMBER_LENGTHS = ("min_length", "max_length")
+PER_MEMBER_NETWORKS = ("init", "unit")
+
+
+def per_member_fields(kernel: str = "exact") -> tuple[str, ...]:
+    """The settings that may differ between the members of one ensemble under ``kernel``."""
+    return PER_MEMBER + PER_MEMBER_LENGTHS + PER_MEMBER_NETWORKS if kernel == "persistent" else PER_MEMBER
 
 _POSITIVE_INT = Interval(1, None, integer=True)
 #: What each field of :class:`TrainConfig` must be (see :mod:`bptt.validation`).
 CONSTRAINTS = {
     "task": [Options(task_registry.names())],
     "task_options": [Check(lambda v: isinstance(v, dict), "a dict of the task's options")],
-    "min_length": [_POSITIVE_INT], "max_length": [_POSITIVE_INT], "hidden": [_POSITIVE_INT],
-    "init": [Options(INITS)],
-    "unit": [NONE, Options(UNITS)],
+    "min_length": [PerMember(_POSITIVE_INT)], "max_length": [PerMember(_POSITIVE_INT)],
+    "hidden": [_POSITIVE_INT],
+    "init": [PerMember(Options(INITS))],
+    "unit": [NONE, PerMember(Options(None, *UNITS))],
     "method": [PerMember(Options(METHODS))],
     "lr": [PerMember(Interval(0, None, closed="neither"))],
     "threshold": [PerMember(Interval())],
@@ -48,6 +59,7 @@ CONSTRAINTS = {
     "device": [Check(lambda v: isinstance(v, str) and bool(v), "a device name such as 'cpu' or 'cuda'")],
     "record_every": [_POSITIVE_INT], "checkpoint_every": [_POSITIVE_INT],
     "l1": [PerMember(Interval(0, None))], "l2": [PerMember(Interval(0, None))],
+    "kernel": [Options(KERNELS)],
     # -- the protocol's open choices --
     "guard": [Options(GUARDS)],
 }
@@ -73,6 +85,14 @@ class TrainConfig:
 
     ``l1`` and ``l2`` weigh the L1 and L2 penalties on W_rec (§3.3's rival remedies,
     :mod:`bptt.optim.penalties`; 0: none), each a float or one per seed.
+
+    ``kernel`` picks the engine's pass: ``"exact"`` (:func:`bptt.engine.forward_backward`,
+    the default) or ``"persistent"`` (:mod:`bptt.engine.persistent`, one Triton kernel;
+    CUDA, or the CPU under Triton's interpreter). With ``"persistent"``, ``min_length``
+    and ``max_length`` may also be lists (one per seed): members of different lengths
+    then train in one ensemble, each on its own data stream and checked at its own
+    length (see :mod:`bptt.training.kernel_data`); so may ``init`` and ``unit``
+    (:class:`bptt.models.mixed.MixedElmanRNN`).
     """
 
     task: str = "temporal_order"
@@ -105,6 +125,7 @@ class TrainConfig:
     checkpoint_every: int = 2000
     l1: float | list = 0.0
     l2: float | list = 0.0
+    kernel: str = "exact"
     # -- the protocol's open choices --
     guard: str = "clipping"
 
@@ -112,23 +133,37 @@ class TrainConfig:
         """Check every field (see :data:`CONSTRAINTS`) and how they fit together; raise
         ``ValueError`` saying what is wrong. Changes nothing; returns ``self``."""
         check_params(dataclasses.asdict(self), CONSTRAINTS, LABELS)
-        for name in PER_MEMBER + PENALTIES:
+        lists = [n for n in PER_MEMBER_LENGTHS + PER_MEMBER_NETWORKS if isinstance(getattr(self, n), (list, tuple))]
+        if lists and self.kernel != "persistent":
+            raise ValueError(f"{' and '.join(lists)} given per member need kernel='persistent' "
+                             f"(the exact engine trains one length, init and unit per ensemble)")
+        for name in per_member_fields(self.kernel) + PENALTIES:
             value = getattr(self, name)
             if isinstance(value, (list, tuple)) and len(value) != len(self.seeds):
                 raise ValueError(f"{name} has {len(value)} entries for {len(self.seeds)} seeds; "
                                  f"give one value, or one per seed")
-        members = list(zip(self.seeds, *(map(repr, self.values(n)) for n in PER_MEMBER + PENALTIES)))
+        members = list(zip(self.seeds, *(map(repr, self.values(n))
+                                         for n in per_member_fields(self.kernel) + PENALTIES)))
         if len(set(members)) != len(members):
             raise ValueError(f"seeds must be distinct and non-empty, got {self.seeds} "
                              f"(a seed may repeat only for members with different settings)")
         for method, threshold in zip(self.values("method"), self.values("threshold")):
             if Method(method).clips and not Interval(0, None, closed="neither").holds(threshold):
                 raise ValueError(f"clipping threshold must be finite and > 0, got {threshold}")
-        if not self.min_length <= self.max_length:
-            raise ValueError(f"need 1 <= min_length <= max_length, got {self.min_length}, {self.max_length}")
+        for lo, hi in zip(self.values("min_length"), self.values("max_length")):
+            if not lo <= hi:
+                raise ValueError(f"need 1 <= min_length <= max_length, got {lo}, {hi}")
         task = task_registry.get(self.task, seed=0, **self.task_options)
-        if self.min_length < task.min_length:
-            raise ValueError(f"task {self.task} needs length >= {task.min_length}, got {self.min_length}")
+        shortest = min(self.values("min_length"))
+        if shortest < task.min_length:
+            raise ValueError(f"task {self.task} needs length >= {task.min_length}, got {shortest}")
+        if self.kernel == "persistent":
+            from bptt.engine.persistent import MAX_BLOCK
+            big = {n: v for n, v in (("hidden", self.hidden), ("input size", task.n_in), ("output size", task.n_out))
+                   if v > MAX_BLOCK}
+            if big:
+                raise ValueError(f"kernel='persistent' holds at most {MAX_BLOCK} hidden units, inputs and outputs; "
+                                 f"got {big}: use kernel='exact'")
         return self
 
     def member(self, seed: int) -> dict:
@@ -140,7 +175,9 @@ class TrainConfig:
         seed = self.seeds[i]
         d = dataclasses.asdict(self)
         d.pop("seeds")
-        for name in PER_MEMBER:
+        if d["kernel"] == "exact":          # the default: stored configurations (and run keys) as before
+            d.pop("kernel")
+        for name in per_member_fields(self.kernel):
             d[name] = self.values(name)[i]
         for name in PENALTIES:
             d[name] = self.values(name)[i]
@@ -155,6 +192,16 @@ class TrainConfig:
         if isinstance(value, (list, tuple)):
             return list(value)
         return [value] * len(self.seeds)
+
+    @property
+    def member_lengths(self) -> bool:
+        """Whether ``min_length`` or ``max_length`` is given per member (``kernel="persistent"``)."""
+        return any(isinstance(getattr(self, n), (list, tuple)) for n in PER_MEMBER_LENGTHS)
+
+    @property
+    def mixed_networks(self) -> bool:
+        """Whether ``init`` or ``unit`` is given per member (``kernel="persistent"``)."""
+        return any(isinstance(getattr(self, n), (list, tuple)) for n in PER_MEMBER_NETWORKS)
 
     @property
     def per_member(self) -> bool:

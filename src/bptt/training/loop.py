@@ -61,6 +61,8 @@ class Batch:
         scale: the cost is multiplied by this (PTB's cost summed over a window's steps
             rather than averaged: scale = predicted steps per lane); α is divided by it.
         count: predicted steps in the batch (weights the running loss of an epoch).
+        lengths: each member's length ``[E]`` (its sequences are ``x[:lengths[e], e]``;
+            needs the persistent kernel), or ``None`` (every member trains on all of ``x``).
     """
 
     x: torch.Tensor
@@ -69,6 +71,7 @@ class Batch:
     mask: torch.Tensor | None = None
     scale: float = 1.0
     count: float = 1.0
+    lengths: tuple[int, ...] | None = None
 
 
 @dataclass
@@ -158,6 +161,8 @@ class TrainingLoop:
         record_every, checkpoint_every: updates per record block and per checkpoint.
         cuda_graph: replay each model pass as a CUDA graph (fixed shapes on a GPU).
         callback: called as ``callback()`` after every record block.
+        kernel: the engine's pass, ``"exact"`` or ``"persistent"`` (see
+            :func:`bptt.engine.get_pass`); passed to the model's pass when not the default.
         alpha_clock: maps the update number t to the time at which α is read (e.g. the
             epoch, for Table 1's α_t = α₀/t counted in epochs); ``None``: t itself.
 
@@ -169,7 +174,7 @@ class TrainingLoop:
                  run_ids: Sequence[int | None] | None = None, record_every: int = 10,
                  checkpoint_every: int = 1000, omega_when_unweighted: bool = True,
                  frozen: Sequence[str] = (), cuda_graph: bool = False,
-                 callback: Callable[[], None] | None = None,
+                 callback: Callable[[], None] | None = None, kernel: str = "exact",
                  alpha_clock: Callable[[int], int] | None = None) -> None:
         E = model.ensemble
         self.model = model
@@ -183,6 +188,7 @@ class TrainingLoop:
         self.checkpoint_every = int(checkpoint_every)
         self.cuda_graph = cuda_graph
         self.callback = callback
+        self.kernel = kernel
         self.alpha_clock = alpha_clock
         self.members = [Member(run_id=None if run_ids is None else run_ids[m]) for m in range(E)]
         self.active = list(range(E))            # member indices, in model order
@@ -215,8 +221,12 @@ class TrainingLoop:
         if batch.scale != 1.0:
             alpha = alpha / batch.scale
         omega = self.omega if (self.omega_when_unweighted or any(v > 0 for v in values)) else None
+        engine = {} if self.kernel == "exact" else {"kernel": self.kernel}
+        if batch.lengths is not None:
+            engine["lengths"] = batch.lengths
         out = self.model.forward_backward(batch.x, batch.y, alpha=alpha, omega=omega, h0=batch.h0,
-                                          mask=batch.mask, cuda_graph=self.cuda_graph, **self.pass_options)
+                                          mask=batch.mask, cuda_graph=self.cuda_graph, **engine,
+                                          **self.pass_options)
         grads, norm = out.grads, out.grad_norm
         if self.frozen:
             grads = {k: torch.zeros_like(g) if k in self.frozen else g for k, g in grads.items()}

@@ -72,13 +72,14 @@ def check_fits(config) -> None:
     from bptt import tasks as task_registry
 
     task = task_registry.get(config.task, seed=0, **config.task_options)
-    need = training_bytes(length=config.max_length, members=len(config.seeds), batch=config.batch_size,
+    longest = max(config.values("max_length"))                  # one length, or one per member
+    need = training_bytes(length=longest, members=len(config.seeds), batch=config.batch_size,
                           hidden=config.hidden, n_in=task.n_in, n_out=task.n_out,
                           itemsize=8 if config.dtype == "float64" else 4)
     have = available_bytes(config.device)
     if have is not None and need > have:
         raise ValueError(f"this training needs at least {_gib(need)} of memory (hidden {config.hidden}, "
-                         f"batch {config.batch_size}, length {config.max_length}, {len(config.seeds)} members, "
+                         f"batch {config.batch_size}, length {longest}, {len(config.seeds)} members, "
                          f"{config.dtype}) but {config.device} has {_gib(have)}; use fewer hidden units, "
                          f"members or sequences per batch, or shorter sequences")
 

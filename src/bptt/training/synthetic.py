@@ -27,12 +27,14 @@ import torch
 
 from bptt import tasks as task_registry
 from bptt.methods import Method
-from bptt.models import ElmanRNN
+from bptt.models import ElmanRNN, mixed
+from bptt.models.mixed import MixedElmanRNN
 from bptt.omega import alpha_schedule
 from bptt.optim import PaperSGD, guarded
 from bptt.store import Status
 from bptt.training import checkpoint as ckpt
-from bptt.training.config import PER_MEMBER, MemberResult, TrainConfig, TrainResult
+from bptt.training import kernel_data
+from bptt.training.config import MemberResult, TrainConfig, TrainResult, per_member_fields
 from bptt.training.loop import Batch, Schedule, TrainingLoop
 from bptt.training.screen import ScreenRule, screen_rule
 
@@ -61,6 +63,7 @@ class Trainer(Schedule):
                  run_ids: list[int] | None = None,
                  callback: Callable[["Trainer"], None] | None = None) -> None:
         self.config = c = config.validate()
+        kernel_data.check_runtime(c)
         if run_ids is not None and len(run_ids) != len(c.seeds):
             raise ValueError(f"run_ids has {len(run_ids)} entries for {len(c.seeds)} seeds")
         self.store = store
@@ -71,8 +74,9 @@ class Trainer(Schedule):
         self.eval_task = task_registry.get(c.task, seed=self._data_seed(1), **c.task_options)
         self.length_rng = np.random.default_rng(self._data_seed(2))
         dtype = getattr(torch, c.dtype)
-        model = ElmanRNN(self.task.n_in, c.hidden, self.task.n_out, unit=c.unit, init=c.init,
-                         output=self.task.output, seeds=c.seeds, dtype=dtype, device=c.device)
+        model = (MixedElmanRNN if c.mixed_networks else ElmanRNN)(
+            self.task.n_in, c.hidden, self.task.n_out, unit=c.unit, init=c.init,
+            output=self.task.output, seeds=c.seeds, dtype=dtype, device=c.device)
         methods = [Method.parse(m) for m in c.values("method")]
         rule = PaperSGD(c.values("lr"), threshold=c.values("threshold"), clip=[m.clips for m in methods],
                         kind=c.clip, dtype=dtype, device=model.device,
@@ -84,10 +88,12 @@ class Trainer(Schedule):
             model, rule, alpha=alpha, omega=c.omega, store=store,
             run_ids=None if run_ids is None else [None if r is None else int(r) for r in run_ids],
             record_every=c.record_every, checkpoint_every=c.checkpoint_every,
-            cuda_graph=c.min_length == c.max_length,       # one CUDA graph per update on a GPU
-            callback=None if callback is None else (lambda: callback(self)))
+            cuda_graph=c.values("min_length") == c.values("max_length"),   # one CUDA graph per update on a GPU
+            callback=None if callback is None else (lambda: callback(self)), kernel=c.kernel)
         self.screen: ScreenRule = screen_rule(c.check_sequences, c.eval_sequences, c.success_error,
                                               strict=c.strict)
+        self.source = kernel_data.TaskSource(c, self._data_seed(3), model.device, model.per_step,
+                                             self.task.tolerance) if kernel_data.needs_source(c) else None
         self.errors = [float("nan")] * len(c.seeds)
         self.finished_at = [0] * len(c.seeds)
         self.final_models: dict[int, ElmanRNN] = {}
@@ -134,6 +140,8 @@ class Trainer(Schedule):
         return int(self.length_rng.integers(c.min_length, c.max_length + 1))
 
     def next_batch(self, loop: TrainingLoop) -> Batch:
+        if self.source is not None:
+            return self.source.batch(loop.active, self.config.batch_size)
         E, B = len(loop.active), self.config.batch_size
         dev = loop.model.device
         x, y = self.task.sample(E * B, self._length())                # on the host
@@ -157,22 +165,29 @@ class Trainer(Schedule):
         wrong, done = self.wrong_counts(n_sequences, length=length)
         return wrong / done
 
-    def wrong_counts(self, n_sequences: int, *, model: ElmanRNN | None = None, length: int | None = None,
+    def wrong_counts(self, n_sequences: int, *, positions: list[int] | None = None, length: int | None = None,
                      reject_at: int | None = None) -> tuple[torch.Tensor, int]:
-        """Fresh sequences each member of ``model`` (default: the active ensemble) gets
-        wrong, ``[E]``, and how many sequences were drawn, in chunks of 1,000.
+        """Fresh sequences each member at ``positions`` of the active ensemble (default:
+        every one) gets wrong, ``[E]``, and how many sequences were drawn, in chunks of 1,000.
 
         With ``reject_at``, drawing stops after the first chunk at which every member has
-        at least ``reject_at`` wrong (their verdict cannot change any more).
+        at least ``reject_at`` wrong (their verdict cannot change any more). Checks on the
+        device (:mod:`bptt.training.kernel_data`) draw all ``n_sequences`` at once.
         """
-        model = model if model is not None else self.loop.model
+        everyone = positions is None or len(positions) == len(self.active)
+        model = self.loop.model if everyone else self.loop.model.select(positions)
+        if self.source is not None:
+            active = self.active if everyone else [self.active[j] for j in positions]
+            rates = self.source.error_rate(model, active, n_sequences, length)
+            return torch.round(rates * n_sequences), n_sequences
         wrong = torch.zeros(model.ensemble, dtype=torch.float64)
         done = 0
         while done < n_sequences:
             n = min(1000, n_sequences - done)
             L = length or self.config.eval_length or self._eval_length()
             x, y = self.eval_task.sample(n, L)
-            ev = model.evaluate(x.to(model.device), y.to(model.device), tolerance=self.task.tolerance)
+            ev = model.evaluate(x.to(model.device), y.to(model.device), tolerance=self.task.tolerance,
+                                **({} if self.config.kernel == "exact" else {"kernel": self.config.kernel}))
             wrong += ev.wrong.to("cpu", torch.float64).sum(1)
             done += n
             if reject_at is not None and bool((wrong >= reject_at).all()):
@@ -202,8 +217,7 @@ class Trainer(Schedule):
         candidates = [j for j in range(len(self.active)) if rule.passes_screen(int(wrong[j]))]
         done: list[int] = []
         if candidates:
-            model = loop.model if len(candidates) == len(self.active) else loop.model.select(candidates)
-            confirm, n = self.wrong_counts(c.eval_sequences, model=model, reject_at=rule.reject_at)
+            confirm, n = self.wrong_counts(c.eval_sequences, positions=candidates, reject_at=rule.reject_at)
             for i, j in enumerate(candidates):
                 m = self.active[j]
                 self.errors[m] = float(confirm[i]) / n
@@ -251,7 +265,8 @@ class Trainer(Schedule):
     def schedule_state(self) -> dict:
         return {"group": self.group, "errors": list(self.errors), "finished_at": list(self.finished_at),
                 "task_rng": self.task.rng.bit_generator.state, "eval_rng": self.eval_task.rng.bit_generator.state,
-                "length_rng": self.length_rng.bit_generator.state}
+                "length_rng": self.length_rng.bit_generator.state} | (
+                    {} if self.source is None else {"source": self.source.state()})
 
     def state(self) -> dict:
         """The training checkpoint of this trainer (see :mod:`bptt.training.checkpoint`)."""
@@ -272,7 +287,7 @@ class Trainer(Schedule):
         self = cls(config, store, progress=progress, group=sched["group"], callback=callback)
         loop = self.loop
         loop.load_loop_state(state["loop"])
-        loop.model = ElmanRNN.from_config(state["model_config"], device=config.device)
+        loop.model = mixed.from_config(state["model_config"], device=config.device)
         loop.model.load_state_dict(state["model"])
         if state["rule"] is None:                   # version 1: the rule follows from the config
             loop.rule.select(loop.active, loop.model.params)
@@ -283,6 +298,8 @@ class Trainer(Schedule):
         self.task.rng.bit_generator.state = sched["task_rng"]
         self.eval_task.rng.bit_generator.state = sched["eval_rng"]
         self.length_rng.bit_generator.state = sched["length_rng"]
+        if self.source is not None:
+            self.source.load_state(sched["source"])
         return self
 
     @classmethod
@@ -332,13 +349,7 @@ class Trainer(Schedule):
 def _stack_members(models: list[ElmanRNN]) -> ElmanRNN:
     if len(models) == 1:
         return models[0]
-    cfg = models[0].config()
-    cfg["seeds"] = [s for m in models for s in m.seeds]
-    out = ElmanRNN.from_config(cfg, device=models[0].device)
-    with torch.no_grad():
-        for name, p in out.params.items():
-            p.copy_(torch.cat([getattr(m, name) for m in models]))
-    return out
+    return mixed.stack([m.config() for m in models], [m.params for m in models], device=models[0].device)
 
 
 def train(config: TrainConfig, store=None, *, progress: bool = False) -> TrainResult:
@@ -399,7 +410,7 @@ def _restarted(store, members: list[dict], unfinished: list[int], group: str, pr
             settings[name] = values
     base = TrainConfig(**settings, seeds=[c["seed"] for c in configs])
     keep = [i for i, r in enumerate(members) if r["id"] in unfinished]
-    settings = {k: ([v[i] for i in keep] if isinstance(v, list) and k in PER_MEMBER else v)
+    settings = {k: ([v[i] for i in keep] if isinstance(v, list) and k in per_member_fields(base.kernel) else v)
                 for k, v in settings.items()}
     if base.data_seed is None:           # the data stream of the whole group, as first drawn
         settings["data_seed"] = 1_000_003 * base.seeds[0]
