@@ -12,6 +12,9 @@ from bptt.models import ElmanRNN
 from bptt.models.init import INITS
 from bptt.omega import OMEGA_VARIANTS
 from bptt.validation import NONE, Check, Interval, Options, PerMember, check_params
+from bptt.models import MODELS
+from bptt.optim import CLIPS, OPTIMIZERS
+from bptt.training.build import ALL_INITS
 
 METHODS = tuple(m.value for m in Method)
 #: Settings that may differ between the members of one ensemble (see :class:`TrainConfig`).
@@ -47,6 +50,25 @@ CONSTRAINTS = {
 LABELS = {"lr": "learning rate (lr)", "threshold": "clipping threshold", "alpha": "alpha (the weight of Ω)",
           "seeds": "seeds (one per member)"}
 
+# -- any model, any update rule: constraints of the fields of this group --------------------
+_UNIT_OPEN = Interval(0, 1, closed="left")
+CONSTRAINTS["init"] = [Options(ALL_INITS)]
+CONSTRAINTS["clip"] = [Options(CLIPS)]
+CONSTRAINTS.update({
+    "model": [Options(list(MODELS))],
+    "model_options": [Check(lambda v: isinstance(v, dict), "a dict of the model's options")],
+    "optimizer": [Options(list(OPTIMIZERS))],
+    "momentum": [NONE, _UNIT_OPEN],
+    "betas": [NONE, Check(lambda v: isinstance(v, (list, tuple)) and len(v) == 2 and all(
+        _UNIT_OPEN.holds(b) for b in v), "a pair (beta1, beta2) of finite numbers in [0, 1)")],
+    "eps": [NONE, Interval(0, None, closed="neither")],
+    "weight_decay": [NONE, Interval(0, None)],
+    "smoothing": [NONE, _UNIT_OPEN],
+    "clip_options": [Check(lambda v: isinstance(v, dict), "a dict of the clipper's options")],
+})
+LABELS.update({"momentum": "momentum", "betas": "betas", "eps": "eps", "weight_decay": "weight_decay",
+               "smoothing": "smoothing (RMSprop's decay of the squared gradients)"})
+
 
 @dataclass
 class TrainConfig:
@@ -54,6 +76,15 @@ class TrainConfig:
 
     ``method`` picks the paper's variants: ``msgd`` (plain SGD), ``msgd-c`` (with
     gradient clipping, Algorithm 1), ``msgd-cr`` (clipping and Ω with weight α).
+
+    ``model`` names the network (:data:`bptt.models.MODELS`; ``model_options`` its own
+    constructor options); ``optimizer`` the update rule (``sgd``: the paper's;
+    ``nesterov``, ``rmsprop``, ``adam`` with ``momentum``, ``betas``, ``eps``,
+    ``weight_decay``, ``smoothing`` where they apply, ``None`` for their defaults);
+    ``clip`` the clipping rule of the members whose method clips (``norm`` is Algorithm
+    1 at ``threshold``; ``elementwise``; the adaptive ``average-norm``, ``autoclip``,
+    ``agc``, ``zclip`` with ``clip_options``, which ignore ``threshold``; ``none`` only
+    when no member clips). Ω (``msgd-cr`` with α > 0) needs the ``elman`` model.
 
     ``method``, ``lr``, ``threshold`` and ``alpha`` may each also be a list with one
     entry per seed: runs that differ only in these then train in one ensemble, each
@@ -88,6 +119,16 @@ class TrainConfig:
     device: str = "cpu"
     record_every: int = 10
     checkpoint_every: int = 2000
+    # -- any model, any update rule (see :mod:`bptt.training.build`) --------------------------
+    model: str = "elman"
+    model_options: dict = field(default_factory=dict)
+    optimizer: str = "sgd"
+    momentum: float | None = None
+    betas: list | None = None
+    eps: float | None = None
+    weight_decay: float | None = None
+    smoothing: float | None = None
+    clip_options: dict = field(default_factory=dict)
 
     def validate(self) -> "TrainConfig":
         """Check every field (see :data:`CONSTRAINTS`) and how they fit together; raise
@@ -110,7 +151,23 @@ class TrainConfig:
         task = task_registry.get(self.task, seed=0, **self.task_options)
         if self.min_length < task.min_length:
             raise ValueError(f"task {self.task} needs length >= {task.min_length}, got {self.min_length}")
+        self._check_model_and_rule(task)
         return self
+
+    def _check_model_and_rule(self, task) -> None:
+        """The model, the update rule and the clipper fit together (built once, on the CPU)."""
+        from bptt.training.build import build_model, build_rule
+
+        if self.model != "elman" and any(Method(m).regularizes and a > 0
+                                         for m, a in zip(self.values("method"), self.values("alpha"))):
+            raise ValueError(f"method msgd-cr adds Ω, which the training loop computes for the elman model only; "
+                             f"with model {self.model!r} choose method msgd-c or msgd (or alpha 0). Ω for any "
+                             f"torch module: bptt.omega.Omega")
+        try:
+            model = build_model(dataclasses.replace(self, device="cpu"), task, seeds=self.seeds[:1], device="cpu")
+        except TypeError as exc:
+            raise ValueError(f"model {self.model!r} with model_options {self.model_options}: {exc}") from None
+        build_rule(dataclasses.replace(self, seeds=self.seeds), model)
 
     def member(self, seed: int) -> dict:
         """The configuration of the run of one member, as stored."""
