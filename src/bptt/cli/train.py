@@ -21,6 +21,10 @@ from bptt.models.init import INITS
 from bptt.omega.terms import OMEGA_VARIANTS
 from bptt.store import Status
 
+# -- any model, any update rule: the options of this group ------------------------------------
+from bptt.cli.anymodel import any_model_options, any_model_settings  # noqa: E402
+from bptt.optim.rules import CLIPS  # noqa: E402
+
 
 @click.command("tasks")
 def tasks_cmd() -> None:
@@ -51,8 +55,10 @@ def tasks_cmd() -> None:
 @click.option("--hidden", default=50, show_default=True, type=click.IntRange(min=1), help="Hidden units H.")
 @click.option("--lr", default=0.01, show_default=True, type=float, help="Learning rate.")
 @click.option("--threshold", default=1.0, show_default=True, type=float, help="Clipping threshold (> 0).")
-@click.option("--clip", default="norm", show_default=True, type=click.Choice(["norm", "elementwise"]),
-              help="Rescale the whole gradient (Algorithm 1) or clip each element.")
+@click.option("--clip", default="norm", show_default=True, type=click.Choice(CLIPS),
+              help="How the members whose --method clips clip: rescale the whole gradient (norm, Algorithm 1, "
+                   "at --threshold), clip each element (elementwise, at --threshold), or an adaptive rule "
+                   "(average-norm, autoclip, agc, zclip; see the --clip-* options); none only with msgd.")
 @click.option("--alpha", default=2.0, show_default=True, type=float, help="Weight of Ω (msgd-cr).")
 @click.option("--alpha-schedule", default="constant", show_default=True, type=click.Choice(["constant", "inverse"]),
               help="α constant, or α/t decaying with the update t.")
@@ -77,6 +83,7 @@ def tasks_cmd() -> None:
 @click.option("--dtype", default="float32", show_default=True, type=click.Choice(["float32", "float64"]),
               help="Floating-point type of the networks.")
 @click.option("--device", default="cpu", show_default=True, help="Torch device, e.g. cpu or cuda.")
+@any_model_options
 @store_option
 @click.option("--resume", type=int, help="Resume the stopped training that run RUN_ID belongs to.")
 @progress_option
@@ -100,7 +107,8 @@ def train(**o) -> None:
             batch_size=o["batch_size"], max_updates=o["max_updates"], eval_every=o["eval_every"],
             eval_sequences=o["eval_sequences"], success_error=o["success_error"], strict=o["strict"],
             seeds=parse_seeds(o["seeds"]), dtype=o["dtype"], device=o["device"],
-            record_every=o["record_every"], checkpoint_every=o["checkpoint_every"])
+            record_every=o["record_every"], checkpoint_every=o["checkpoint_every"],
+            **any_model_settings(o))
         try:
             trainer = Trainer(config, store, progress=o["progress"])
         except ValueError as exc:

@@ -355,6 +355,14 @@ class AutogradEnsemble(torch.nn.Module):
         cfg["dtype"] = getattr(torch, cfg.get("dtype", "float32"))
         return cls(device=device, **cfg)
 
+    def save(self, path) -> None:
+        """Write this model (configuration and weights, every member) to the file ``path``,
+        in the library's checkpoint format (:mod:`bptt.training.checkpoint`); read it back
+        with :func:`bptt.load`. ``FileNotFoundError`` when the directory is missing."""
+        from bptt.training.checkpoint import save_model
+
+        save_model(self, path)
+
     def select(self, members: Sequence[int]):
         """A new model holding copies of the given members only."""
         members = [int(m) for m in members]
