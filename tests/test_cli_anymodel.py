@@ -6,6 +6,9 @@ from click.testing import CliRunner
 
 from bptt.cli import main
 from bptt.store import Store
+from bptt.training.config import ANY_MODEL_DEFAULTS, TrainConfig
+
+DEFAULTS = {**ANY_MODEL_DEFAULTS, "method": TrainConfig.method, "clip": TrainConfig.clip}
 
 SMALL = ["--task", "memorization", "--length", "5", "--hidden", "6", "--max-updates", "12", "--eval-every", "6",
          "--eval-sequences", "40", "--no-progress", "--seeds", "0,1"]
@@ -40,7 +43,7 @@ def test_train_records_the_model_optimizer_and_clipper_asked_for(tmp_path, args,
     for r in runs:
         assert r["status"] in ("succeeded", "failed") and r["metrics"]["updates"] > 0
         for k, v in want.items():
-            assert r["config"][k] == v, k
+            assert r["config"].get(k, DEFAULTS[k]) == v, k
 
 
 @pytest.mark.parametrize("args,match", [

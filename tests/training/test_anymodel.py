@@ -52,7 +52,8 @@ def test_every_model_trains_through_the_loop(model):
         assert torch.equal(v, start[k]) == (k in fixed), k          # fixed weights never move, the rest do
     curves = store.get_curve(t.run_ids[0])
     assert all(math.isfinite(v) for v in curves["loss"][1])
-    assert {r["config"]["model"] for r in store.list_runs()} == {model}
+    assert {r["config"].get("model", "elman") for r in store.list_runs()} == {model}
+    assert ("model" in store.list_runs()[0]["config"]) == (model != "elman")   # defaults are not stored
 
 
 def _interrupted_equals_straight(config, at):

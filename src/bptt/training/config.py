@@ -174,13 +174,20 @@ class TrainConfig:
         return self.member_at(list(self.seeds).index(seed))
 
     def member_at(self, i: int) -> dict:
-        """The configuration of the run of member ``i`` (the ``i``-th seed), as stored."""
+        """The configuration of the run of member ``i`` (the ``i``-th seed), as stored.
+
+        The fields of the model and update-rule group are left out where they hold their
+        defaults, so that a run of the paper's network and rule is stored (and keyed)
+        as before those fields existed."""
         seed = self.seeds[i]
         d = dataclasses.asdict(self)
         d.pop("seeds")
         for name in PER_MEMBER:
             d[name] = self.values(name)[i]
         d["seed"] = int(seed)
+        for name, default in ANY_MODEL_DEFAULTS.items():    # stored only when set: the keys of the
+            if d[name] == default:                            # runs recorded before these fields stay
+                d.pop(name)
         return d
 
     def values(self, name: str) -> list:
@@ -204,6 +211,13 @@ class TrainConfig:
     def regularized(self) -> bool:
         """Whether any member adds Ω."""
         return any(Method(m).regularizes for m in self.values("method"))
+
+
+#: The fields of the model and update-rule group, with their defaults (see :meth:`TrainConfig.member_at`).
+ANY_MODEL_DEFAULTS = {f.name: (f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default)
+                      for f in dataclasses.fields(TrainConfig)
+                      if f.name in ("model", "model_options", "optimizer", "momentum", "betas", "eps",
+                                    "weight_decay", "smoothing", "clip_options")}
 
 
 @dataclass
