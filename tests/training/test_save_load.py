@@ -32,6 +32,10 @@ def test_a_saved_model_loads_as_the_same_network(name, tmp_path):
     assert torch.equal(model(x), loaded(x))
 
 
+def test_every_model_knows_its_name():
+    assert all(cls.KIND == name for name, cls in MODELS.items())
+
+
 def test_load_refuses_missing_and_foreign_files(tmp_path):
     with pytest.raises(FileNotFoundError, match="no saved model"):
         bptt.load(tmp_path / "nothing.pt")

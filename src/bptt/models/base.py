@@ -236,6 +236,7 @@ class AutogradEnsemble(torch.nn.Module):
     ``NotImplementedError``; Ω for these models comes through :mod:`bptt.omega`.
     """
 
+    KIND: str = ""
     PARAM_NAMES: tuple[str, ...] = ()
     INITS: tuple[str, ...] = ()
     DEFAULT_INIT: str = ""
@@ -357,9 +358,9 @@ class AutogradEnsemble(torch.nn.Module):
 
     def save(self, path) -> None:
         """Write this model (configuration and weights, every member) to the file ``path``,
-        in the library's checkpoint format (:mod:`bptt.training.checkpoint`); read it back
+        in the library's checkpoint format (:mod:`bptt.models.persist`); read it back
         with :func:`bptt.load`. ``FileNotFoundError`` when the directory is missing."""
-        from bptt.training.checkpoint import save_model
+        from bptt.models.persist import save_model
 
         save_model(self, path)
 

@@ -28,9 +28,9 @@ ALL_INITS = tuple(dict.fromkeys(list(INITS) + [i for cls in MODELS.values() for 
 
 def model_name(model) -> str:
     """The name in :data:`bptt.models.MODELS` of ``model``'s class."""
-    for name, cls in MODELS.items():
-        if type(model) is cls:
-            return name
+    name = getattr(type(model), "KIND", None)
+    if MODELS.get(name) is type(model):
+        return name
     raise ValueError(f"{type(model).__name__} is not one of the models {', '.join(MODELS)}")
 
 

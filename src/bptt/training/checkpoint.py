@@ -31,8 +31,8 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-FORMAT = "bptt-checkpoint"
-VERSION = 2
+from bptt.models.persist import FORMAT, VERSION, _cpu, dumps, kind_entry, member, plain, save_model  # noqa: F401
+
 KINDS = ("training", "member")
 
 
@@ -58,16 +58,7 @@ def training(problem: str, config: dict, loop: dict, rule: dict, model, schedule
     """A version-2 training checkpoint (see the module docstring)."""
     return plain({"format": FORMAT, "version": VERSION, "kind": "training", "problem": problem, "config": config,
                   "loop": loop, "rule": rule, "model": _cpu(model.state_dict()), "model_config": model.config(),
-                  "schedule": schedule, **_kind(model)})
-
-
-def _kind(model) -> dict:
-    """``{"model_kind": name}`` for models other than the Elman network (a checkpoint
-    without the key holds an :class:`bptt.models.ElmanRNN`)."""
-    from bptt.training.build import model_name
-
-    name = model_name(model)
-    return {} if name == "elman" else {"model_kind": name}
+                  "schedule": schedule, **kind_entry(model)})
 
 
 def model_class(state: dict):
@@ -79,38 +70,6 @@ def model_class(state: dict):
         raise ValueError(f"the checkpoint holds a model of unknown kind {name!r}; this library knows "
                          f"{', '.join(MODELS)}")
     return MODELS[name]
-
-
-def plain(value):
-    """``value`` with numpy scalars as Python numbers, numpy arrays as tensors, enums of
-    strings as strings and tuples as lists; ``TypeError`` for anything else that
-    ``torch.load(..., weights_only=True)`` would refuse."""
-    if isinstance(value, dict):
-        return {plain(k): plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [plain(v) for v in value]
-    if isinstance(value, torch.Tensor) or value is None or type(value) in (bool, int, float, str):
-        return value
-    if isinstance(value, str):                      # StrEnum members: Method, Status
-        return str(value)
-    if isinstance(value, np.ndarray):
-        return torch.from_numpy(value.copy())
-    if isinstance(value, np.generic):
-        return value.item()
-    raise TypeError(f"a checkpoint holds only tensors, numbers, strings, lists and dicts, not {type(value)}")
-
-
-def member(model, **extra) -> dict:
-    """A version-2 checkpoint of one finished member's network (``extra``: e.g. ``epoch``)."""
-    return plain({"format": FORMAT, "version": VERSION, "kind": "member", "model": _cpu(model.state_dict()),
-                  "model_config": model.config(), **_kind(model), **extra})
-
-
-def dumps(checkpoint: dict) -> bytes:
-    """The bytes stored in the results store for ``checkpoint``."""
-    buf = io.BytesIO()
-    torch.save(checkpoint, buf)
-    return buf.getvalue()
 
 
 def loads(payload: bytes) -> dict:
@@ -200,17 +159,6 @@ def load_models(payloads: Sequence[bytes], device: str | torch.device = "cpu"):
     return model
 
 
-def save_model(model, path) -> None:
-    """Write ``model`` (any of :data:`bptt.models.MODELS`) to the file ``path`` as a
-    version-2 member checkpoint."""
-    import pathlib
-
-    path = pathlib.Path(path)
-    if not path.parent.is_dir():
-        raise FileNotFoundError(f"no directory {path.parent} to save the model in; create it first")
-    path.write_bytes(dumps(member(model)))
-
-
 def load_file(path, device: str | torch.device = "cpu"):
     """The network saved at ``path`` by :func:`save_model` (or any member checkpoint).
 
@@ -243,10 +191,6 @@ def latest_training(store, run_ids: Sequence[int]) -> tuple[int, dict] | None:
         if state["kind"] == "training":
             return step, state
     return None
-
-
-def _cpu(tensors: dict) -> dict:
-    return {k: v.detach().cpu().clone() for k, v in tensors.items()}
 
 
 def run_network(store, run_id: int, device: str | torch.device = "cpu"):
