@@ -49,10 +49,11 @@ def invoke(args):
 def test_plot_run(store_path, tmp_path):
     r = invoke(["run", "1", "--store", str(store_path), "--out", str(tmp_path)])
     assert r.exit_code == 0, r.output
-    assert {"run-1.png", "run-1.svg", "run-1.csv", "run-1_events.csv"} <= names(written(r.output))
-    header = (tmp_path / "run-1.csv").read_text().splitlines()[0].split(",")
+    assert {"training-run1.png", "training-run1.svg", "training-run1.csv",
+            "training-run1_events.csv"} <= names(written(r.output))
+    header = (tmp_path / "training-run1.csv").read_text().splitlines()[0].split(",")
     assert {"step", "loss", "grad_norm", "clipped", "rho", "check_error", "omega"} <= set(header)
-    assert "17,nonfinite" in (tmp_path / "run-1_events.csv").read_text()
+    assert "17,nonfinite" in (tmp_path / "training-run1_events.csv").read_text()
 
 
 def test_plot_run_errors(store_path, tmp_path):
@@ -70,8 +71,9 @@ def test_plot_gradient_flow(store_path, tmp_path):
     r = invoke(["gradient-flow", "--run", "1", "--store", str(store_path), "--batch", "4",
                 "--params", "W_rec,b", "--out", str(tmp_path / "a")])
     assert r.exit_code == 0, r.output
-    assert {"gradient-flow.png", "gradient-flow.csv", "gradient-flow_lag.csv",
-            "jacobian-norms.png", "jacobian-norms.svg"} <= names(written(r.output))
+    assert {"gradient-flow-run1-B4-W_rec+b.png", "gradient-flow-run1-B4-W_rec+b.csv",
+            "gradient-flow-run1-B4-W_rec+b_lag.csv", "jacobian-norms-run1-B4.png",
+            "jacobian-norms-run1-B4.svg"} <= names(written(r.output))
     r = invoke(["gradient-flow", "--hidden", "6", "--length", "2", "--out", str(tmp_path / "c")])
     assert r.exit_code == 2 and "length" in r.output
     r = invoke(["gradient-flow", "--params", "W_out", "--out", str(tmp_path / "c")])
@@ -81,14 +83,15 @@ def test_plot_gradient_flow(store_path, tmp_path):
 def test_plot_spectra_and_lyapunov(store_path, tmp_path):
     r = invoke(["spectra", "--run", "1", "--store", str(store_path), "--out", str(tmp_path)])
     assert r.exit_code == 0, r.output
-    assert {"spectra.png", "spectra.svg", "spectra.csv"} <= names(written(r.output))
-    csv = (tmp_path / "spectra.csv").read_text()
+    assert {"spectra-run1.png", "spectra-run1.svg", "spectra-run1.csv"} <= names(written(r.output))
+    csv = (tmp_path / "spectra-run1.csv").read_text()
     assert "at initialisation" in csv and "trained" in csv
     r = invoke(["lyapunov", "--init", "basic_tanh", "--hidden", "6", "--steps", "150",
                 "--transient", "20", "--k", "3", "--out", str(tmp_path)])
     assert r.exit_code == 0, r.output
-    assert {"lyapunov.png", "lyapunov.svg", "lyapunov.csv"} <= names(written(r.output))
-    csv = (tmp_path / "lyapunov.csv").read_text()
+    stem = "lyapunov-init-basic_tanh-h6-steps150-transient20-k3"
+    assert {f"{stem}.png", f"{stem}.svg", f"{stem}.csv"} <= names(written(r.output))
+    csv = (tmp_path / f"{stem}.csv").read_text()
     assert "autonomous" in csv and "driven" in csv and "reference" in csv
     r = invoke(["lyapunov", "--steps", "50", "--transient", "50", "--out", str(tmp_path)])
     assert r.exit_code == 2 and "--transient" in r.output
@@ -98,7 +101,8 @@ def test_plot_depth(tmp_path):
     r = invoke(["depth", "--hidden", "8", "--depth", "12", "--draws", "3", "--gains", "0.9,1,1.1",
                 "--out", str(tmp_path)])
     assert r.exit_code == 0, r.output
-    assert {"depth.png", "depth.svg", "depth.csv"} <= names(written(r.output))
+    stem = "depth-h8-T12-g0.9_1_1.1-draws3"
+    assert {f"{stem}.png", f"{stem}.svg", f"{stem}.csv"} <= names(written(r.output))
     r = invoke(["depth", "--gains", "1,x", "--out", str(tmp_path)])
     assert r.exit_code == 2 and "--gains" in r.output
     r = invoke(["depth", "--units", "tanh,softplus", "--out", str(tmp_path)])
@@ -115,10 +119,12 @@ def test_plot_one_unit_dynamics(tmp_path, monkeypatch):
                                                              n_steps=40))
     r = invoke(["bifurcation", "--w", "5.0", "--unit", "sigmoid", "--out", str(tmp_path)])
     assert r.exit_code == 0, r.output
-    assert {"bifurcation.png", "bifurcation.svg", "bifurcation.csv"} <= names(written(r.output))
+    assert {"bifurcation-sigmoid-w5.png", "bifurcation-sigmoid-w5.svg",
+            "bifurcation-sigmoid-w5.csv"} <= names(written(r.output))
     r = invoke(["basins", "--out", str(tmp_path)])
     assert r.exit_code == 0, r.output
-    assert {"basins.png", "trajectories.png", "trajectories.csv"} <= names(written(r.output))
+    assert {"basins-sigmoid-w5.png", "trajectories-sigmoid-w5.png",
+            "trajectories-sigmoid-w5.csv"} <= names(written(r.output))
     r = invoke(["cliff", "--out", str(tmp_path)])
     assert r.exit_code == 0, r.output
     assert {"cliff.png", "cliff.svg", "cliff.csv"} <= names(written(r.output))
@@ -147,3 +153,18 @@ def test_plot_functions_directly(tmp_path):
     assert len(rows) == 1 + 2 * 12 * 13 // 2
     with pytest.raises(ValueError, match="not taken apart"):
         plot_gradient_flow(flow, tmp_path / "gf2", param="b")
+
+
+def test_figures_of_different_networks_keep_their_own_files(store_path, tmp_path):
+    """Each figure is named after what it shows: no invocation replaces another's figure."""
+    seen = {}
+    for args in (["spectra", "--run", "1", "--store", str(store_path)], ["spectra", "--init", "basic_tanh"],
+                 ["spectra"], ["spectra", "--hidden", "6"], ["gradient-flow", "--init", "basic_tanh", "--hidden", "6"],
+                 ["gradient-flow", "--init", "basic_tanh", "--hidden", "6", "--length", "30"]):
+        r = invoke([*args, "--out", str(tmp_path)])
+        assert r.exit_code == 0, r.output
+        for p in written(r.output):
+            assert p.name not in seen, f"{args} replaced the figure of {seen.get(p.name)}"
+            seen[p.name] = args
+    assert {"spectra-run1.png", "spectra-init-basic_tanh.png", "spectra-init-smart_tanh.png",
+            "gradient-flow-init-basic_tanh-h6.png", "gradient-flow-init-basic_tanh-h6-L30.png"} <= set(seen)

@@ -1,6 +1,6 @@
 """The ``bptt`` command: one module per command group.
 
-``train`` (``bptt tasks``, ``bptt train``), ``runs``, ``demo``, ``plot``, ``reproduce``
+``train`` (``bptt tasks``, ``bptt train``), ``runs`` (``bptt runs``, ``bptt sweeps``), ``demo``, ``plot``, ``reproduce``
 (``bptt reproduce``, ``bptt report``) and ``table1`` (``bptt reproduce table1``); what
 they share (the store, SIGTERM, common options, clean errors) is in :mod:`.common`.
 """
@@ -25,12 +25,12 @@ from bptt.cli.data import data  # noqa: E402
 from bptt.cli.demo import demo  # noqa: E402
 from bptt.cli.plot import plot  # noqa: E402
 from bptt.cli.reproduce import report, reproduce  # noqa: E402
-from bptt.cli.runs import runs  # noqa: E402
+from bptt.cli.runs import runs, sweeps  # noqa: E402
 from bptt.cli.table1 import table1_command  # noqa: E402
 from bptt.cli.train import tasks_cmd, train  # noqa: E402
 
 reproduce.add_command(table1_command, name="table1")
-for _command in (tasks_cmd, train, runs, demo, reproduce, report, plot, data):
+for _command in (tasks_cmd, train, runs, sweeps, demo, reproduce, report, plot, data):
     main.add_command(_command)
 
 __all__ = ["main"]

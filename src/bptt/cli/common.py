@@ -14,13 +14,15 @@ import click
 STORE_HELP = "Results store (default $BPTT_STORE or ./bptt-results.sqlite)."
 
 
-def open_store(path: str | None, *, must_exist: bool = False):
+def open_store(path: str | None, *, must_exist: bool = False, read_only: bool = False):
     """The results store at ``path`` (default :func:`bptt.store.default_store_path`).
 
     Args:
         path: the ``--store`` option's value, or ``None``.
         must_exist: refuse a path where no store exists yet (commands that only read),
             instead of creating an empty one.
+        read_only: open for reading only (commands that only read): the file must
+            exist, and nothing is written to it.
 
     Returns:
         A :class:`bptt.store.Store`.
@@ -32,11 +34,11 @@ def open_store(path: str | None, *, must_exist: bool = False):
     from bptt.store import Store, default_store_path
 
     p = Path(path) if path else default_store_path()
-    if must_exist and not p.exists():
+    if (must_exist or read_only) and not p.exists():
         raise click.ClickException(f"no results store at {p}; pass --store PATH or set $BPTT_STORE")
     try:
-        return Store(p)
-    except ValueError as exc:
+        return Store(p, read_only=read_only)
+    except (ValueError, FileNotFoundError) as exc:
         raise click.ClickException(str(exc)) from None
     except (OSError, sqlite3.OperationalError) as exc:
         raise click.ClickException(f"cannot open the results store at {p}: {exc}") from None
@@ -99,6 +101,35 @@ def out_option(default: str | None, help: str) -> Callable[[Callable], Callable]
     """``--out DIR``, passed as ``out_dir``."""
     return click.option("--out", "out_dir", default=default, show_default=default is not None,
                         type=click.Path(file_okay=False), help=help)
+
+
+def check_device(ctx, param, value: str | None) -> str | None:  # noqa: ARG001
+    """Click callback of ``--device``: a device torch knows and this machine has.
+
+    Raises:
+        click.BadParameter: not a device name, or CUDA (or MPS) asked for where there is none.
+    """
+    import torch
+
+    if value is None:
+        return value
+    try:
+        dev = torch.device(value)
+    except (RuntimeError, ValueError):
+        raise click.BadParameter(f"{value!r} is not a device; use cpu, cuda or cuda:N") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise click.BadParameter(f"{value!r}: CUDA is not available on this machine (torch sees no GPU); "
+                                     f"use --device cpu")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise click.BadParameter(f"{value!r}: this machine has {torch.cuda.device_count()} CUDA device(s), "
+                                     f"numbered from 0")
+    elif dev.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise click.BadParameter(f"{value!r}: MPS is not available on this machine; use --device cpu")
+    elif dev.type != "cpu":
+        raise click.BadParameter(f"{value!r}: bptt trains on cpu, cuda or mps devices")
+    return value
 
 
 def library_errors(f: Callable) -> Callable:

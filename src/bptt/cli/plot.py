@@ -1,6 +1,9 @@
 """The ``bptt plot`` commands: figures of a stored run, of the §2 diagnostics and of the
 one-unit dynamics. Each writes ``<name>.png``, ``<name>.svg`` and ``<name>.csv`` into
-``--out`` and prints the paths it wrote."""
+``--out`` and prints the paths it wrote. A name says what the figure shows: the kind of
+figure, the network (``run12``, ``init-basic_tanh``) and every option that changes it
+from its default (e.g. ``gradient-flow-init-basic_tanh-h20-L100``), so that figures of
+different networks or settings never replace each other."""
 
 from __future__ import annotations
 
@@ -14,6 +17,18 @@ from bptt.engine.units import UNITS
 from bptt.models.init import INITS
 
 _out_option = out_option("plots", "Directory for the figures.")
+
+
+def _name(*parts: str) -> str:
+    """A figure's file name: the non-empty ``parts`` joined by ``-``."""
+    return "-".join(p for p in parts if p)
+
+
+def _flag(value, default, prefix: str = "") -> str:
+    """``prefix + value`` where ``value`` differs from ``default``, else ``""``."""
+    if value is None or value == default:
+        return ""
+    return f"{prefix}{value:g}" if isinstance(value, float) else f"{prefix}{value}"
 
 
 def _echo_paths(paths) -> None:
@@ -49,7 +64,7 @@ def run_cmd(run_id: int, store_path: str | None, out_dir: str) -> None:
         raise click.ClickException(str(exc)) from None
     finally:
         store.close()
-    _echo_paths(plot_training_record(record, Path(out_dir) / f"run-{run_id}"))
+    _echo_paths(plot_training_record(record, Path(out_dir) / f"training-run{run_id}"))
 
 
 # ---------------------------------------------------------------------------
@@ -144,6 +159,13 @@ class _Network:
         self.task_name = task_name
         self.length = int(length)
         self.batch = o["batch"]
+        if self.run_id is not None:
+            self.tag = f"run{self.run_id}"
+        else:
+            self.tag = _name("init", o["init"], _flag(o["unit"], None), _flag(o["hidden"], 50, "h"),
+                             _flag(o["seed"], 0, "seed"))
+        self.data_tag = _name(_flag(o["task"], None), _flag(o["length"], None, "L"), _flag(o["batch"], 20, "B"),
+                              _flag(o["data_seed"], 0, "data"))
 
     def sample(self, length: int | None = None, batch: int | None = None):
         try:
@@ -171,9 +193,11 @@ def gradient_flow_cmd(param_names: str, out_dir: str, **o) -> None:
     x, y = net.sample()
     flow = gradient_flow(net.model, x, y, params=names, member=net.member)
     out = Path(out_dir)
-    paths = plot_gradient_flow(flow, out / "gradient-flow", param=names[0])
+    what = _name(net.tag, net.data_tag)
+    paths = plot_gradient_flow(flow, out / _name("gradient-flow", what, _flag("+".join(names), "W_rec")),
+                               param=names[0])
     jac = jacobian_norms(net.model, x, member=net.member)
-    paths += plot_jacobian_norms(jac, out / "jacobian-norms",
+    paths += plot_jacobian_norms(jac, out / _name("jacobian-norms", what),
                                  title=f"{x.shape[1]} {net.task_name} sequences, {net.describe}")
     _echo_paths(paths)
 
@@ -194,7 +218,7 @@ def spectra_cmd(out_dir: str, **o) -> None:
         specs.append(model_spectrum(net.model, net.member, label="trained"))
     else:
         specs.append(model_spectrum(net.model, net.member, label=f"W_rec ({net.model.unit})"))
-    _echo_paths(plot_spectra(specs, Path(out_dir) / "spectra",
+    _echo_paths(plot_spectra(specs, Path(out_dir) / _name("spectra", net.tag),
                              title=f"Spectrum of W_rec: {net.describe}"))
 
 
@@ -235,7 +259,9 @@ def lyapunov_cmd(steps: int, transient: int, k: int | None, out_dir: str, **o) -
         ref = np.sort(np.log(gamma * np.abs(np.linalg.eigvals(W))))[::-1][: auto.exponents.size]
     label = (r"$\log|\lambda_i(W_{rec})|$" if gamma == 1 else rf"$\log(\gamma|\lambda_i(W_{{rec}})|)$, $\gamma = {gamma:g}$")
     label += r" (constant Jacobian, $\sigma' = \gamma$)"
-    _echo_paths(plot_lyapunov([auto, driven], Path(out_dir) / "lyapunov", reference=ref, reference_label=label,
+    stem = _name("lyapunov", net.tag, net.data_tag, _flag(steps, 2000, "steps"), _flag(transient, 200, "transient"),
+                 _flag(k, None, "k"))
+    _echo_paths(plot_lyapunov([auto, driven], Path(out_dir) / stem, reference=ref, reference_label=label,
                               title=f"Lyapunov exponents: {net.describe}"))
 
 
@@ -269,7 +295,9 @@ def depth_cmd(hidden: int, depth: int, gains: str, units: str, draws: int, seed:
         raise click.BadParameter(f"choose units from {', '.join(UNITS)}, got {units!r}",
                                  param_hint="--units")
     result = depth_experiment(hidden=hidden, depth=depth, gains=g, units=us, draws=draws, seed=seed)
-    _echo_paths(plot_depth(result, Path(out_dir) / "depth"))
+    stem = _name("depth", f"h{hidden}", f"T{depth}", _flag("_".join(f"{v:g}" for v in g), "0.8_0.9_1_1.1_1.2", "g"),
+                 _flag("_".join(us), "linear_tanh"), _flag(draws, 20, "draws"), _flag(seed, 0, "seed"))
+    _echo_paths(plot_depth(result, Path(out_dir) / stem))
 
 
 # ---------------------------------------------------------------------------
@@ -294,7 +322,7 @@ def bifurcation_cmd(w: float, unit: str, out_dir: str) -> None:
     from bptt.dynamics import bifurcation
     from bptt.dynamics.plots import plot_bifurcation
 
-    _echo_paths(plot_bifurcation(bifurcation(w=w, unit=unit), Path(out_dir) / "bifurcation"))
+    _echo_paths(plot_bifurcation(bifurcation(w=w, unit=unit), Path(out_dir) / f"bifurcation-{unit}-w{w:g}"))
 
 
 @plot.command("basins")
@@ -307,9 +335,9 @@ def basins_cmd(w: float, unit: str, out_dir: str) -> None:
     from bptt.dynamics.plots import plot_basins, plot_trajectories
 
     out = Path(out_dir)
-    paths = plot_basins(basins(w=w, unit=unit), out / "basins")
+    paths = plot_basins(basins(w=w, unit=unit), out / f"basins-{unit}-w{w:g}")
     paths += plot_trajectories(compare_pairs(perturbation_pairs(w=w, unit=unit), w=w, unit=unit),
-                               out / "trajectories")
+                               out / f"trajectories-{unit}-w{w:g}")
     _echo_paths(paths)
 
 

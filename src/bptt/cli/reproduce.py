@@ -88,7 +88,8 @@ def _run_sweep(experiment, budget, store_path, out_dir, sweep_name, executor, wo
                      workers=workers, address=address, threads=threads, progress=progress, report=report,
                      echo=click.echo)
     except KeyboardInterrupt:
-        click.echo("\ninterrupted: checkpoints saved. Run the same command again to continue the sweep.", err=True)
+        click.echo("\ninterrupted. Run the same command again to continue the sweep (runs go on from their "
+                   "last checkpoints).", err=True)
         sys.exit(130)
     s = result["summary"]
     if not s.complete:
@@ -106,9 +107,14 @@ for _experiment in EXPERIMENTS:
 @out_option(None, "Where the report goes (default reproductions/SWEEP).")
 @library_errors
 def report(sweep, store_path, out_dir) -> None:
-    """Write the Markdown and HTML report of a reproduction sweep (e.g. figure7-quick)."""
+    """Write the Markdown and HTML report of a reproduction sweep (e.g. figure7-quick, table1-smoke)."""
     from bptt.experiments.report import write_report
 
-    store = open_store(store_path)
+    store = open_store(store_path, must_exist=True)
     out = Path(out_dir) if out_dir else Path("reproductions") / sweep
+    if sweep.startswith("table1-"):
+        from bptt.experiments.table1.run import report_table1
+
+        report_table1(store, sweep, out, echo=click.echo)
+        return
     write_report(store, sweep, out, echo=click.echo)

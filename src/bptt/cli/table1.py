@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from bptt.cli.common import open_store, out_option, progress_option, sigterm_as_interrupt, store_option
+from bptt.cli.common import check_device, open_store, out_option, progress_option, sigterm_as_interrupt, store_option
 from bptt.experiments.table1.protocol import BUDGETS, DATASETS
 
 
@@ -23,19 +23,21 @@ def _datasets(values: tuple[str, ...]) -> list[str]:
 @click.command("table1")
 @click.option("--dataset", "datasets", multiple=True, type=click.Choice(DATASETS + ("all",)),
               help="A data set (repeat the option for several); default: all six.")
-@click.option("--budget", default="quick", show_default=True, type=click.Choice(BUDGETS),
+@click.option("--budget", default="smoke", show_default=True, type=click.Choice(BUDGETS),
               help="smoke: seconds, checks the machinery; quick: a few epochs; full: the paper's protocol.")
 @click.option("--data-dir", type=click.Path(file_okay=False),
               help="Folder holding music/*.mat and ptb/ptb.char.*.txt "
                    "(default: $BPTT_DATA, or the nearest shared/data).")
-@out_option("table1-output", "Where table1.md, table1.json and table1.png/.svg go.")
+@out_option(None, "Where report.md/.html, table1.md/.json and table1.png/.svg go "
+                  "(default reproductions/table1-BUDGET).")
 @store_option
 @click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0),
               help="Seed of the initial weights (shared by the three methods) and of the window order.")
 @click.option("--threads", default=1, show_default=True, type=click.IntRange(min=1),
               help="CPU threads for PyTorch. One window per update makes every product a small "
                    "matrix-vector one, which more threads slow down rather than speed up.")
-@click.option("--device", default="cpu", show_default=True, help="Torch device, e.g. cpu or cuda.")
+@click.option("--device", default="cpu", show_default=True, callback=check_device,
+              help="Torch device, e.g. cpu or cuda.")
 @click.option("--max-epochs", type=click.IntRange(min=1),
               help="Cap the epochs of every data set below the budget's own (recorded with the runs "
                    "and stated in the report).")
@@ -58,11 +60,13 @@ def table1_command(datasets, budget, data_dir, out_dir, store_path, seed, thread
     store = open_store(store_path)
     try:
         run_table1(store=store, datasets=_datasets(datasets), budget=budget, data_dir=data_dir,
-                   out_dir=Path(out_dir), seed=seed, device=device, threads=threads, max_epochs=max_epochs,
+                   out_dir=Path(out_dir) if out_dir else None, seed=seed, device=device, threads=threads,
+                   max_epochs=max_epochs,
                    restart=restart,
                    progress=progress, echo=click.echo)
     except (FileNotFoundError, ValueError, RuntimeError) as exc:
         raise click.ClickException(str(exc)) from None
     except KeyboardInterrupt:
-        click.echo("\nstopped; checkpoint saved. Run the same command again to resume.", err=True)
+        click.echo("\nstopped. Run the same command again to resume from the last checkpoint "
+                   "(a data set stopped before its first one starts again).", err=True)
         sys.exit(130)

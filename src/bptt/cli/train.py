@@ -8,6 +8,7 @@ import click
 
 from bptt import tasks as task_registry
 from bptt.cli.common import (
+    check_device,
     open_store,
     parse_seeds,
     progress_option,
@@ -82,13 +83,15 @@ def tasks_cmd() -> None:
               help="Updates between checkpoints.")
 @click.option("--dtype", default="float32", show_default=True, type=click.Choice(["float32", "float64"]),
               help="Floating-point type of the networks.")
-@click.option("--device", default="cpu", show_default=True, help="Torch device, e.g. cpu or cuda.")
+@click.option("--device", default="cpu", show_default=True, callback=check_device,
+              help="Torch device, e.g. cpu or cuda.")
 @any_model_options
 @store_option
 @click.option("--resume", type=int, help="Resume the stopped training that run RUN_ID belongs to.")
 @progress_option
 def train(**o) -> None:
     """Train an ensemble, one member per seed, and record every run in the store."""
+    from bptt.training.memory import check_fits
     from bptt.training.trainer import TrainConfig, Trainer
 
     sigterm_as_interrupt()
@@ -110,6 +113,7 @@ def train(**o) -> None:
             record_every=o["record_every"], checkpoint_every=o["checkpoint_every"],
             **any_model_settings(o))
         try:
+            check_fits(config.validate())
             trainer = Trainer(config, store, progress=o["progress"])
         except ValueError as exc:
             raise click.BadParameter(str(exc)) from None
@@ -117,7 +121,10 @@ def train(**o) -> None:
         result = trainer.run()
     except KeyboardInterrupt:
         ids = [trainer.run_ids[m] for m in range(len(trainer.run_ids)) if trainer.status[m] == Status.STOPPED]
-        click.echo(f"\nstopped at update {trainer.update}; checkpoint saved. "
+        saved = any(r is not None and store.load_checkpoint(r) is not None for r in ids)
+        click.echo(f"\nstopped at update {trainer.update}; "
+                   + ("checkpoint saved. " if saved else "no checkpoint was saved yet (it restarts from scratch). ")
+                   + f"Resume with: bptt train --resume {ids[0] if ids else trainer.run_ids[0]}"
                    f"Resume with: bptt train --resume {ids[0] if ids else trainer.run_ids[0]}"
                    + (f" --store {o['store_path']}" if o["store_path"] else ""), err=True)
         sys.exit(130)
@@ -137,6 +144,10 @@ def _resumed(store, run_id: int, progress: bool):
         raise click.ClickException(str(exc.args[0] if exc.args else exc)) from None
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(f"resuming group {trainer.group} at update {trainer.update} with {len(trainer.active)} active members",
-               err=True)
+    if trainer.restarted:
+        click.echo(f"restarting group {trainer.group} from scratch (it stopped before its first checkpoint) "
+                   f"with {len(trainer.active)} members", err=True)
+    else:
+        click.echo(f"resuming group {trainer.group} at update {trainer.update} with {len(trainer.active)} "
+                   f"active members", err=True)
     return trainer

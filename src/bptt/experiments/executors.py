@@ -9,6 +9,7 @@ import math
 import os
 import signal
 import sys
+import threading
 import time
 from typing import Any
 
@@ -45,35 +46,68 @@ class InlineExecutor:
 
 _WORKER_STORE: dict[str, Store] = {}
 _WORKER_STOPPING: list[bool] = []
+_WORKER_BUSY: list[bool] = []
+#: Seconds between a worker's checks that its driver is still alive.
+PARENT_POLL_S = 0.5
+#: Seconds a worker whose driver died gives the task in progress to save its checkpoint.
+ORPHAN_GRACE_S = 60.0
 
 
 def _worker_init(threads: int | None) -> None:
+    """Set up a pool worker: its threads, and its end when the driver ends.
+
+    A worker stops on SIGTERM or SIGINT (the task in progress saves its checkpoint and
+    marks its runs ``stopped``) and then exits instead of waiting for further tasks. When
+    the driver dies, even by ``kill -9``, the worker is told so by the kernel
+    (``PR_SET_PDEATHSIG`` on Linux) or, everywhere, by a thread that watches its parent
+    process id, and stops the same way.
+    """
     if threads:
         torch.set_num_threads(threads)
-    if sys.platform.startswith("linux"):      # stop (with a checkpoint) when the driver dies
+    parent = os.getppid()
+
+    def stop(signum, frame):  # noqa: ARG001
+        _WORKER_STOPPING.append(True)                      # take no further task
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)      # one interrupt: let the checkpoint be written
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        if not _WORKER_BUSY:                               # idle: nothing to save
+            os._exit(128 + signum)
+        raise KeyboardInterrupt
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    if sys.platform.startswith("linux"):      # the kernel's word when the driver dies
         try:
             import ctypes
 
             ctypes.CDLL("libc.so.6").prctl(1, signal.SIGTERM)     # PR_SET_PDEATHSIG
         except OSError:
             pass
+    threading.Thread(target=_watch_parent, args=(parent,), name="bptt-parent-watch", daemon=True).start()
 
-    def stop(signum, frame):  # noqa: ARG001
-        _WORKER_STOPPING.append(True)                      # take no further task
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)      # one interrupt: let the checkpoint be written
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        raise KeyboardInterrupt
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
+
+def _watch_parent(parent: int) -> None:
+    """End this worker once its parent process ``parent`` is gone (then it has a new parent)."""
+    while os.getppid() == parent:
+        time.sleep(PARENT_POLL_S)
+    if not _WORKER_STOPPING:
+        os.kill(os.getpid(), signal.SIGTERM)    # the handler stops the task, which saves its checkpoint
+    time.sleep(ORPHAN_GRACE_S)                  # a task that does not stop in time is abandoned
+    os._exit(1)
 
 
 def _process_entry(store_path: str, task: Task) -> TaskReport:
     if _WORKER_STOPPING:
         raise KeyboardInterrupt
-    store = _WORKER_STORE.get(store_path)
-    if store is None:
-        store = _WORKER_STORE[store_path] = Store(store_path)
-    return execute(task, store)
+    _WORKER_BUSY.append(True)
+    try:
+        store = _WORKER_STORE.get(store_path)
+        if store is None:
+            store = _WORKER_STORE[store_path] = Store(store_path)
+        return execute(task, store)
+    finally:
+        _WORKER_BUSY.clear()
+        if _WORKER_STOPPING:                    # stopped: the task is recorded; end instead of waiting
+            os._exit(1)
 
 
 class ProcessExecutor:
@@ -164,6 +198,7 @@ class RayExecutor:
         if own:
             kw: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
             if self.address:
+                _probe_address(self.address)
                 kw["address"] = self.address
             elif self.num_cpus:
                 kw["num_cpus"] = self.num_cpus
@@ -218,6 +253,31 @@ class RayExecutor:
         return reports
 
 
+def _probe_address(address: str, timeout: float = 5.0) -> None:
+    """Check that something listens at a Ray cluster's ``address`` before ``ray.init``,
+    which would otherwise retry for minutes.
+
+    ``host:port`` and ``ray://host:port`` are probed with one TCP connection; ``auto``,
+    ``local`` and addresses without a port are left to Ray.
+
+    Raises:
+        ValueError: nothing accepts a connection there within ``timeout`` seconds.
+    """
+    import socket
+
+    target = address.split("://", 1)[1] if "://" in address else address
+    host, sep, port = target.rpartition(":")
+    if not sep or not port.isdigit():
+        return
+    try:
+        with socket.create_connection((host.strip("[]") or "127.0.0.1", int(port)), timeout=timeout):
+            pass
+    except OSError as exc:
+        reason = "timed out" if isinstance(exc, TimeoutError) else (exc.strerror or str(exc))
+        raise ValueError(f"no Ray cluster answers at {address} ({reason} after trying for at most {timeout:.0f} s); "
+                         f"start one with 'ray start --head' or check --address") from None
+
+
 def _write_record(store: Store, rid: int, rec: dict) -> None:
     if rec["curves"]:
         store.log_curve(rid, rec["curves"])
@@ -265,7 +325,7 @@ class SweepProgress:
     """
 
     def __init__(self, store: Store, sweep: Sweep, enabled: bool = True, every: float = 1.0) -> None:
-        from tqdm.auto import tqdm
+        from bptt.progress import progress_bar
 
         self.store, self.sweep, self.every = store, sweep, every
         self.index = {k: i for i, k in enumerate(sweep.keys)}
@@ -275,8 +335,8 @@ class SweepProgress:
         self.last = 0.0
         self.base_work: float | None = None
         self.counts = {"settled": 0, "succeeded": 0, "running": 0}
-        self.bar = tqdm(total=len(sweep), disable=not enabled, unit="run", dynamic_ncols=True, desc=sweep.name,
-                        bar_format="{desc}: {n}/{total} runs |{bar}| {elapsed}{postfix}")
+        self.bar = progress_bar(total=len(sweep), disable=not enabled, unit="run", dynamic_ncols=True,
+                                desc=sweep.name, bar_format="{desc}: {n}/{total} runs |{bar}| {elapsed}{postfix}")
         self.refresh(force=True)
 
     def refresh(self, force: bool = False) -> None:

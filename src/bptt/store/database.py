@@ -21,25 +21,42 @@ class Database:
     are missing; opening an existing store never alters stored results.
     ``path`` may be ``":memory:"`` for a private, in-memory store.
 
-    Raises ``ValueError`` when the file is not a SQLite database or was
+    Raises ``ValueError`` when the file is not a SQLite database, is a SQLite
+    database of something else (tables but no results-store schema), or was
     written by a newer schema version than this code understands.
+
+    With ``read_only=True`` the file is opened for reading only (SQLite's
+    ``mode=ro``): it must exist already (``FileNotFoundError`` otherwise), and
+    nothing is ever written to it, not even the schema.
     """
 
-    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
+    def __init__(self, path: str | os.PathLike[str] | None = None, *, read_only: bool = False) -> None:
         if path is None:
             path = default_store_path()
         self.memory = str(path) == ":memory:"
         self.path: Path | None = None if self.memory else Path(path)
+        self.read_only = read_only and not self.memory
         self._host = socket.gethostname()
         self._conn: sqlite3.Connection | None = None
         if self.path is not None:
             self._check_file(self.path)
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            if self.read_only and not self.path.exists():
+                raise FileNotFoundError(f"no results store at {self.path}; pass the path of an existing "
+                                        f"store (--store PATH or $BPTT_STORE)")
+            if not self.read_only:
+                self._make_parent(self.path)
         target = ":memory:" if self.path is None else str(self.path)
-        conn = sqlite3.connect(target, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        if self.read_only:
+            conn = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_S,
+                                   isolation_level=None)
+        else:
+            conn = sqlite3.connect(target, timeout=BUSY_TIMEOUT_S, isolation_level=None)
         try:
             self._conn = conn
-            self._setup()
+            if self.read_only:
+                self._check_schema()
+            else:
+                self._setup()
         except sqlite3.OperationalError:
             conn.close()
             self._conn = None
@@ -74,6 +91,34 @@ class Database:
         if header and header != _SQLITE_HEADER:
             raise ValueError(cls._not_a_database(path))
 
+    @staticmethod
+    def _make_parent(path: Path) -> None:
+        parent = path.parent
+        for above in (parent, *parent.parents):       # a regular file where a folder must be
+            if above.exists():
+                if not above.is_dir():
+                    raise ValueError(f"cannot create the results store {path}: {above} is a file, not a "
+                                     f"folder; choose another path (--store PATH or $BPTT_STORE)")
+                break
+        try:
+            parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ValueError(f"cannot create the folder {parent} for the results store: "
+                             f"{exc.strerror or exc}; choose another path (--store PATH or $BPTT_STORE)") from None
+
+    def _check_schema(self) -> None:
+        """Refuse, without writing, a file that is not a results store this code can read."""
+        self._connection.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+        version = self._stored_version()
+        if version is None:
+            raise ValueError(self._foreign())
+        if version > SCHEMA_VERSION:
+            raise ValueError(self._too_new(version))
+
+    def _foreign(self) -> str:
+        return (f"{self.path} is a SQLite database but not a bptt results store (it has no bptt schema). "
+                f"It was left untouched; choose another path (--store PATH or $BPTT_STORE).")
+
     def _setup(self) -> None:
         conn = self._connection
         conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
@@ -81,6 +126,8 @@ class Database:
         version = self._stored_version()
         if version is not None and version > SCHEMA_VERSION:
             raise ValueError(self._too_new(version))
+        if version is None and conn.execute("SELECT 1 FROM sqlite_master").fetchone() is not None:
+            raise ValueError(self._foreign())            # another program's database: never alter it
         if not self.memory:
             self._enable_wal()
         conn.execute("PRAGMA synchronous = NORMAL")

@@ -148,6 +148,11 @@ class Store(Database):
             args.append(int(limit))
         return [self._run_dict(r) for r in self._connection.execute(sql, args).fetchall()]
 
+    def sweeps(self) -> list[str]:
+        """The names of the sweeps that have runs in the store, sorted."""
+        rows = self._connection.execute("SELECT DISTINCT sweep FROM runs WHERE sweep IS NOT NULL ORDER BY sweep")
+        return [r[0] for r in rows.fetchall()]
+
     # --------------------------------------------------------------- claiming
 
     def _abandoned(self, host: str | None, pid: int | None, updated: str,
@@ -212,6 +217,55 @@ class Store(Database):
                     " VALUES (?, NULL, 'superseded', ?, ?)",
                     (rid, f"abandoned; superseded by run {run_id}", now))
             return run_id
+
+    def adopt(self, run_ids: Iterable[int]) -> None:
+        """Make this process the owner of the runs ``run_ids`` and mark them ``running``.
+
+        Resuming a training takes its runs over this way. It is refused, atomically, when
+        any of them is running live in another process (see :meth:`is_live`): two
+        processes would otherwise write the same runs.
+
+        Raises:
+            KeyError: an id names no run.
+            ValueError: a run is live in another process (the message names it).
+        """
+        ids = [int(r) for r in run_ids]
+        with self._write() as conn:
+            owners = []
+            for rid in ids:
+                row = conn.execute("SELECT status, host, pid, updated FROM runs WHERE id = ?", (rid,)).fetchone()
+                if row is None:
+                    raise KeyError(f"no run with id {rid} in the results store")
+                status, host, pid, updated = row
+                mine = host == self._host and pid == os.getpid()
+                if status == Status.RUNNING and not mine and not self._abandoned(host, pid, updated, None):
+                    owners.append(f"run {rid} (process {pid} on {host})")
+            if owners:
+                raise ValueError(f"{', '.join(owners)} {'is' if len(owners) == 1 else 'are'} still being trained; "
+                                 f"resuming here as well would have two processes write the same runs. Wait for "
+                                 f"that process to end, or stop it (kill -TERM PID) and resume then")
+            now = _now()
+            for rid in ids:
+                conn.execute("UPDATE runs SET status = 'running', host = ?, pid = ?, updated = ? WHERE id = ?",
+                             (self._host, os.getpid(), now, rid))
+
+    def settle_abandoned(self, stale_after: float | None = None) -> list[int]:
+        """Mark ``stopped`` every ``running`` run whose process is gone; return their ids.
+
+        A run counts as abandoned as in :meth:`claim`: its owner was on this host and is
+        no longer alive, or (with ``stale_after``) it has not been updated for that many
+        seconds. Each settled run gets a ``settled`` event. Stopped runs can be resumed
+        (``bptt train --resume``) or are claimed again by their sweep.
+        """
+        with self._write() as conn:
+            rows = conn.execute("SELECT id, host, pid, updated FROM runs WHERE status = 'running'").fetchall()
+            gone = [rid for rid, host, pid, updated in rows if self._abandoned(host, pid, updated, stale_after)]
+            now = _now()
+            for rid in gone:
+                conn.execute("UPDATE runs SET status = 'stopped', updated = ? WHERE id = ?", (now, rid))
+                conn.execute("INSERT INTO events (run_id, step, kind, detail, created)"
+                             " VALUES (?, NULL, 'settled', 'its process was gone; marked stopped', ?)", (rid, now))
+            return gone
 
     def finished_keys(self, sweep: str | None = None) -> set[str]:
         """Keys (of ``sweep``, or of all runs) with a run that succeeded,

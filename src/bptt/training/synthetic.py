@@ -30,7 +30,7 @@ from bptt.models import MODELS
 from bptt.store import Status
 from bptt.training import checkpoint as ckpt
 from bptt.training.build import build_model, build_rule
-from bptt.training.config import MemberResult, TrainConfig, TrainResult
+from bptt.training.config import PER_MEMBER, MemberResult, TrainConfig, TrainResult
 from bptt.training.loop import Batch, Schedule, TrainingLoop
 
 
@@ -50,6 +50,8 @@ class Trainer(Schedule):
     """
 
     problem = "synthetic"
+    #: Whether :func:`resume` started this training again from scratch (no checkpoint).
+    restarted = False
 
     def __init__(self, config: TrainConfig, store=None, *, progress: bool = False,
                  group: str | None = None, sweep: str | None = None,
@@ -268,15 +270,15 @@ class Trainer(Schedule):
         with :func:`resume` or :meth:`from_checkpoint`) and
         is re-raised.
         """
-        from tqdm.auto import tqdm
+        from bptt.progress import progress_bar
 
         c = self.config
         self.loop.start_runs([c.member_at(i) | {"group": self.group} for i in range(len(c.seeds))],
                              sweep=self.sweep)
         start = time.perf_counter()
-        bar = tqdm(total=c.max_updates, initial=self.update, disable=not self.progress,
-                   unit="upd", dynamic_ncols=True, desc=f"{c.task} L={c.min_length}" +
-                   (f"-{c.max_length}" if c.max_length > c.min_length else "") + f" {c.method}")
+        bar = progress_bar(total=c.max_updates, initial=self.update, disable=not self.progress,
+                           unit="upd", dynamic_ncols=True, desc=f"{c.task} L={c.min_length}" +
+                           (f"-{c.max_length}" if c.max_length > c.min_length else "") + f" {c.method}")
 
         def tick() -> None:
             bar.update(1)
@@ -319,23 +321,61 @@ def resume(store, run_id: int, *, progress: bool = False,
            callback: Callable[[Trainer], None] | None = None) -> Trainer:
     """The stopped training that run ``run_id`` belongs to, rebuilt from its newest checkpoint.
 
-    Its unfinished runs are marked ``running`` again; call :meth:`Trainer.run` to go on.
+    Its unfinished runs (``stopped``, or ``running`` in a process that is gone) are
+    taken over by this process (:meth:`bptt.store.Store.adopt`) and marked ``running``
+    again; call :meth:`Trainer.run` to go on. A group killed before its first checkpoint
+    starts again from scratch with its stored configuration, recording into the same
+    runs (``trainer.restarted`` is then ``True``).
 
     Raises:
         KeyError: no run ``run_id`` in ``store``.
-        ValueError: the run's group has no stopped run, or no training checkpoint.
+        ValueError: the run's group has no unfinished run, or another live process is
+            training it.
     """
     run = store.get_run(run_id)
     group = run["config"].get("group")
-    members = [r for r in store.list_runs() if r["config"].get("group") == group]
+    members = sorted((r for r in store.list_runs() if r["config"].get("group") == group), key=lambda r: r["id"])
     unfinished = [r["id"] for r in members if r["status"] in (Status.STOPPED, Status.RUNNING)]
     if group is None or not unfinished:
         raise ValueError(f"run {run_id} and its group have no stopped run to resume")
-    found = ckpt.latest_training(store, unfinished)
-    if found is None:
-        raise ValueError(f"no checkpoint was saved for the runs of group {group}")
-    trainer = Trainer.from_state(found[1], store, progress=progress, callback=callback)
+    store.adopt(unfinished)
+    try:
+        found = ckpt.latest_training(store, unfinished)
+        if found is None:
+            trainer = _restarted(store, members, unfinished, group, progress, callback)
+        else:
+            trainer = Trainer.from_state(found[1], store, progress=progress, callback=callback)
+    except BaseException:
+        for rid in unfinished:
+            store.update_run(rid, status=Status.STOPPED)
+        raise
     for m in trainer.active:
         trainer.loop.members[m].status = Status.RUNNING.value
-        store.update_run(trainer.run_ids[m], status=Status.RUNNING)
+    training = {trainer.run_ids[m] for m in trainer.active}
+    for rid in unfinished:
+        if rid not in training:
+            store.update_run(rid, status=Status.STOPPED)
+    return trainer
+
+
+def _restarted(store, members: list[dict], unfinished: list[int], group: str, progress: bool,
+               callback: Callable[[Trainer], None] | None) -> Trainer:
+    """A trainer that trains the unfinished runs of ``group`` again from their first update."""
+    fields = {f.name for f in dataclasses.fields(TrainConfig)} - {"seeds"}
+    configs = [r["config"] for r in members]
+    settings = {k: v for k, v in configs[0].items() if k in fields}
+    for name in fields:
+        values = [c.get(name) for c in configs]
+        if any(v != values[0] for v in values):
+            settings[name] = values
+    base = TrainConfig(**settings, seeds=[c["seed"] for c in configs])
+    keep = [i for i, r in enumerate(members) if r["id"] in unfinished]
+    settings = {k: ([v[i] for i in keep] if isinstance(v, list) and k in PER_MEMBER else v)
+                for k, v in settings.items()}
+    if base.data_seed is None:           # the data stream of the whole group, as first drawn
+        settings["data_seed"] = 1_000_003 * base.seeds[0]
+    config = TrainConfig(**settings, seeds=[base.seeds[i] for i in keep])
+    trainer = Trainer(config, store, progress=progress, group=group, callback=callback,
+                      run_ids=[members[i]["id"] for i in keep])
+    trainer.restarted = True
     return trainer

@@ -72,3 +72,38 @@ def test_max_epochs_caps_training_and_keeps_capped_runs_apart(tmp_path):
     assert uncapped.exit_code == 0, uncapped.output
     assert "not trained again" not in uncapped.output
     assert len(Store(store_path).list_runs()) == 6
+
+
+@needs_data
+def test_table1_is_a_reproduction_like_the_others(tmp_path, monkeypatch):
+    """Default budget smoke, output under reproductions/table1-smoke with report.md and a
+    self-contained report.html, `bptt report table1-smoke`, and runs that `bptt runs` and
+    `bptt sweeps` describe."""
+    monkeypatch.chdir(tmp_path)
+    store_path = str(tmp_path / "runs.sqlite")
+    result = CliRunner().invoke(main, ["reproduce", "table1", "--dataset", "jsb_chorales", "--data-dir",
+                                       str(DATA_DIR), "--store", store_path, "--no-progress"])
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "reproductions" / "table1-smoke"
+    for name in ("report.md", "report.html", "table1.md", "table1.png"):
+        assert (out / name).stat().st_size > 0, name
+    page = (out / "report.html").read_text()
+    assert "data:image/png;base64," in page and "<table>" in page and "JSB Chorales" in page
+    assert "smoke budget" in (out / "report.md").read_text()
+    runs = Store(store_path).list_runs()
+    assert {r["sweep"] for r in runs} == {"table1-smoke"}
+    for name in ("report.md", "report.html"):
+        (out / name).unlink()
+    again = CliRunner().invoke(main, ["report", "table1-smoke", "--store", store_path])
+    assert again.exit_code == 0, again.output
+    assert "not trained again" in again.output and (out / "report.html").exists()
+    assert len(Store(store_path).list_runs()) == 3
+    listed = CliRunner().invoke(main, ["runs", "--store", store_path, "--sweep", "table1-smoke"]).output
+    for r in runs:
+        line = next(line for line in listed.splitlines() if line.split()[0] == str(r["id"]))
+        assert "jsb_chorales" in line and r["config"]["method"] in line and "nll" in line.lower()
+        assert f"{r['metrics']['epochs']} ep" in line and "None" not in line
+    sweeps = CliRunner().invoke(main, ["sweeps", "--store", store_path]).output
+    assert "table1-smoke" in sweeps
+    missing = CliRunner().invoke(main, ["report", "table1-full", "--store", store_path])
+    assert missing.exit_code != 0 and "no finished Table 1 runs of the full budget" in missing.output

@@ -138,7 +138,7 @@ def test_training_lowers_the_validation_loss_and_records_everything():
         metrics = check_outcome(store, mem.run_id)
         assert mem.status == run["status"] and mem.best_epoch == metrics["best_epoch"]
         assert run["config"]["method"] == mem.method
-        assert run["config"]["experiment"] == "table1" and run["sweep"] == "table1"
+        assert run["config"]["experiment"] == "table1" and run["sweep"] == f"table1-{run['config']['budget']}"
         curve = store.get_curve(mem.run_id)
         for name in ("train_nll", "valid_nll", "test_nll", "train_running", "lr", "epoch_seconds",
                      "eval_seconds", "ms_per_update", "epoch_clipped", "epoch_grad_norm_mean", "loss",

@@ -267,7 +267,7 @@ class NaturalTrainer(Schedule):
         return int(np.random.SeedSequence([self.config.seed, 7919, self.epoch]).generate_state(1)[0])
 
     def _open_epoch(self) -> None:
-        from tqdm.auto import tqdm
+        from bptt.progress import progress_bar
 
         c = self.config
         seed = self._epoch_seed()
@@ -279,8 +279,9 @@ class NaturalTrainer(Schedule):
         for _ in range(self.position):                 # a resumed epoch
             next(windows)
         self._windows = windows
-        self._bar = tqdm(total=self._n_windows, initial=self.position, disable=not self.progress, unit="upd",
-                         dynamic_ncols=True, leave=False, desc=f"{c.dataset} epoch {self.epoch + 1}")
+        self._bar = progress_bar(total=self._n_windows, initial=self.position, disable=not self.progress,
+                                 unit="upd", dynamic_ncols=True, leave=False,
+                                 desc=f"{c.dataset} epoch {self.epoch + 1}")
 
     def next_batch(self, loop: TrainingLoop) -> core.Batch:
         if self._windows is None:
@@ -462,7 +463,7 @@ class NaturalTrainer(Schedule):
         re-raised; training the same configuration again resumes from there.
         """
         c = self.config
-        self.loop.start_runs([c.member(m.method) for m in self.members], sweep="table1",
+        self.loop.start_runs([c.member(m.method) for m in self.members], sweep=f"table1-{c.budget}",
                              keys=[self.run_key(m.method) for m in self.members])
         with _num_threads(threads):
             try:
