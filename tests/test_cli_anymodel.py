@@ -26,8 +26,9 @@ def run(args):
     (["--model", "skip", "--model-option", "delay=2", "--method", "msgd-c", "--optimizer", "nesterov",
       "--momentum", "0.5", "--clip", "average-norm", "--clip-window", "4"],
      {"model": "skip", "model_options": {"delay": 2}, "momentum": 0.5, "clip_options": {"window": 4}}),
-    (["--model", "esn", "--method", "msgd", "--optimizer", "rmsprop", "--clip", "none", "--eps", "1e-6"],
-     {"model": "esn", "optimizer": "rmsprop", "clip": "none", "eps": 1e-6}),
+    (["--model", "esn", "--method", "msgd", "--optimizer", "rmsprop", "--clip", "none", "--eps", "1e-6",
+      "--smoothing", "0.9"],
+     {"model": "esn", "optimizer": "rmsprop", "clip": "none", "eps": 1e-6, "smoothing": 0.9}),
     (["--method", "msgd-cr", "--optimizer", "adam", "--clip", "agc", "--agc-clipping", "0.05",
       "--weight-decay", "0.001"],
      {"model": "elman", "method": "msgd-cr", "clip_options": {"clipping": 0.05}, "weight_decay": 0.001}),
@@ -54,6 +55,8 @@ def test_train_records_the_model_optimizer_and_clipper_asked_for(tmp_path, args,
     (["--optimizer", "adam", "--betas", "0.9", "inf"], "betas must be"),
     (["--optimizer", "adam", "--eps", "nan"], "eps must be"),
     (["--optimizer", "rmsprop", "--weight-decay", "inf"], "weight_decay must be"),
+    (["--optimizer", "rmsprop", "--smoothing", "nan"], "smoothing"),
+    (["--optimizer", "adam", "--smoothing", "0.9"], "takes no smoothing"),
     (["--method", "msgd-c", "--clip", "zclip", "--zclip-z", "nan"], "finite"),
     (["--model", "lstm"], "msgd-cr adds"),
     (["--optimizer", "sgd", "--momentum", "0.9"], "takes no momentum"),
@@ -75,7 +78,7 @@ def test_what_does_not_fit_is_a_clean_error(tmp_path, args, match):
 def test_help_explains_every_option_of_the_group():
     text = CliRunner().invoke(main, ["train", "--help"], terminal_width=200).output
     for option in ("--model", "--model-option", "--optimizer", "--momentum", "--betas", "--eps", "--weight-decay",
-                   "--clip-factor", "--clip-window", "--clip-warmup", "--clip-percentile", "--clip-history",
+                   "--smoothing", "--clip-factor", "--clip-window", "--clip-warmup", "--clip-percentile", "--clip-history",
                    "--agc-clipping", "--zclip-z", "--zclip-alpha"):
         assert option in text, option
     assert "average-norm" in text and "Nesterov" in text

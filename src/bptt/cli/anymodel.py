@@ -59,6 +59,8 @@ def any_model_options(f):
                      help="Adam's β₁ and β₂, each in [0, 1) (default 0.9 0.999)."),
         click.option("--eps", type=float, help="ε > 0 of rmsprop and adam (default 1e-8)."),
         click.option("--weight-decay", type=float, help="L2 weight decay λ ≥ 0 (nesterov, rmsprop, adam; default 0)."),
+        click.option("--smoothing", type=float,
+                     help="rmsprop: ρ in [0, 1), the decay of the average of squared gradients (default 0.99)."),
         click.option("--clip-factor", type=float,
                      help="average-norm: the threshold as a multiple of the average norm (default 1)."),
         click.option("--clip-window", type=int, help="average-norm: how many latest norms the average covers "
@@ -95,4 +97,5 @@ def any_model_settings(o: dict) -> dict:
         clip_options[arg] = o[name]
     return {"model": o["model"], "model_options": dict(o["model_option"]), "optimizer": o["optimizer"],
             "momentum": o["momentum"], "betas": None if o["betas"] is None else list(o["betas"]),
-            "eps": o["eps"], "weight_decay": o["weight_decay"], "clip_options": clip_options}
+            "eps": o["eps"], "weight_decay": o["weight_decay"], "smoothing": o["smoothing"],
+            "clip_options": clip_options}
