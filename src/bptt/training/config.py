@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from types import SimpleNamespace
+
+import torch
 
 from bptt import tasks as task_registry
 from bptt.engine.units import UNITS
@@ -51,6 +54,9 @@ LABELS = {"lr": "learning rate (lr)", "threshold": "clipping threshold", "alpha"
           "seeds": "seeds (one per member)"}
 
 # -- any model, any update rule: constraints of the fields of this group --------------------
+#: Up to this many hidden units ``validate`` draws one member to check the model's options
+#: (beyond, the names are checked here and the values when the model is built).
+TRIAL_HIDDEN = 1024
 _UNIT_OPEN = Interval(0, 1, closed="left")
 CONSTRAINTS["init"] = [Options(ALL_INITS)]
 CONSTRAINTS["clip"] = [Options(CLIPS)]
@@ -156,18 +162,20 @@ class TrainConfig:
 
     def _check_model_and_rule(self, task) -> None:
         """The model, the update rule and the clipper fit together (built once, on the CPU)."""
-        from bptt.training.build import build_model, build_rule
+        from bptt.training.build import build_model, build_rule, model_kwargs
 
         if self.model != "elman" and any(Method(m).regularizes and a > 0
                                          for m, a in zip(self.values("method"), self.values("alpha"))):
             raise ValueError(f"method msgd-cr adds Ω, which the training loop computes for the elman model only; "
                              f"with model {self.model!r} choose method msgd-c or msgd (or alpha 0). Ω for any "
                              f"torch module: bptt.omega.Omega")
-        try:
-            model = build_model(dataclasses.replace(self, device="cpu"), task, seeds=self.seeds[:1], device="cpu")
-        except TypeError as exc:
-            raise ValueError(f"model {self.model!r} with model_options {self.model_options}: {exc}") from None
-        build_rule(dataclasses.replace(self, seeds=self.seeds), model)
+        model_kwargs(self, task.output)                 # names: the model, its init, unit and options
+        if self.hidden <= TRIAL_HIDDEN:                  # their values: one member drawn on the CPU
+            try:
+                build_model(dataclasses.replace(self, device="cpu"), task, seeds=self.seeds[:1], device="cpu")
+            except TypeError as exc:
+                raise ValueError(f"model {self.model!r} with model_options {self.model_options}: {exc}") from None
+        build_rule(self, SimpleNamespace(recurrent_names=(), dtype=torch.float32, device="cpu"))
 
     def member(self, seed: int) -> dict:
         """The configuration of the run of one member, as stored."""
