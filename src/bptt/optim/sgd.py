@@ -48,21 +48,27 @@ def nonfinite(norm: torch.Tensor, limit: float = NORM_LIMIT) -> torch.Tensor:
 
 @torch.no_grad()
 def sgd_update(params: dict[str, torch.Tensor], grads: dict[str, torch.Tensor],
-               lr: torch.Tensor | float, bad: torch.Tensor | None = None) -> None:
+               lr: torch.Tensor | float, bad: torch.Tensor | None = None,
+               recurrent: tuple[str, ...] | list[str] = ("W_rec",), frozen: tuple[str, ...] | list[str] = ()) -> None:
     """θ ← θ − lr · g in place, per member; members in ``bad`` take the guard step.
 
     The guard step (the reference code's answer to an untrusted gradient) drops the
-    update and shrinks the recurrent weights instead: W_rec ← W_rec − lr · 0.02 · W_rec.
+    update and shrinks the recurrent weights instead: W ← W − lr · 0.02 · W for every
+    name in ``recurrent`` (the model's ``recurrent_names``; ``W_rec`` for the paper's
+    network). Parameters named in ``frozen`` are left alone.
     """
-    first = params["W_rec"]
+    first = next(iter(params.values()))
     lr_e = _per_member(lr, first)
     for k, p in params.items():
-        step = grads[k] * lr_e.reshape(-1, *([1] * (p.dim() - 1)))
+        if k in frozen:
+            continue
+        shape = (-1, *([1] * (p.dim() - 1)))
+        step = grads[k] * lr_e.reshape(shape)
         if bad is not None:                       # no host sync: the guard is a select
-            keep = (~bad).reshape(-1, *([1] * (p.dim() - 1)))
+            keep = (~bad).reshape(shape)
             step = torch.where(keep, step, torch.zeros_like(step))
-            if k == "W_rec":
-                step = torch.where(keep, step, (lr_e * SHRINK).reshape(-1, 1, 1) * p)
+            if k in recurrent:
+                step = torch.where(keep, step, (lr_e * SHRINK).reshape(shape) * p)
         p.sub_(step)
 
 
@@ -86,6 +92,8 @@ class PaperSGD:
             bool is shared); ``None`` (the default): the members that clip, as in the
             reference code (see :func:`guarded`).
         dtype, device: of the per-member tensors (those of the parameters).
+        recurrent: the names the guard shrinks (the model's ``recurrent_names``).
+        frozen: names never stepped (an echo-state network's fixed reservoir).
 
     Another rule (a ``torch.optim`` optimizer, Hessian-free) plugs into the training
     loop by offering the same four methods: :meth:`step`, :meth:`select`,
@@ -96,7 +104,8 @@ class PaperSGD:
     KINDS = ("norm", "elementwise")
 
     def __init__(self, lr, *, threshold=1.0, clip=False, kind: str = "norm", ensemble: int | None = None,
-                 dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu", guard=None) -> None:
+                 dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu", guard=None,
+                 recurrent: tuple[str, ...] | list[str] = ("W_rec",), frozen: tuple[str, ...] | list[str] = ()) -> None:
         if kind not in self.KINDS:
             raise ValueError(f"unknown clipping {kind!r}; choose 'norm' or 'elementwise'")
         E = ensemble if ensemble is not None else next(
@@ -110,6 +119,7 @@ class PaperSGD:
             if c and not (t > 0 and math.isfinite(t)):
                 raise ValueError(f"clipping threshold must be finite and > 0, got {t}")
         self.kind = kind
+        self.recurrent, self.frozen = tuple(recurrent), tuple(frozen)
         self.clip = [bool(c) for c in clip_l]                 # on the host: no sync to decide
         self.lr = torch.tensor(lr_l, dtype=dtype, device=device)
         self.threshold = torch.tensor([t if c else 1.0 for t, c in zip(thr_l, clip_l)], dtype=dtype, device=device)
@@ -148,7 +158,7 @@ class PaperSGD:
                 grads = {k: torch.where(mask.reshape(-1, *([1] * (g.dim() - 1))), cg[k], g)
                          for k, g in grads.items()}
                 clipped = clipped & mask
-        sgd_update(params, grads, self.lr, bad)
+        sgd_update(params, grads, self.lr, bad, self.recurrent, self.frozen)
         return bad, clipped & ~bad
 
     def select(self, keep: list[int], params: dict[str, torch.Tensor] | None = None) -> None:
