@@ -41,6 +41,14 @@ def _per_member(value: torch.Tensor | float, like: torch.Tensor) -> torch.Tensor
     return torch.as_tensor(value, dtype=like.dtype, device=like.device).reshape(-1).expand(like.shape[0])
 
 
+def _check_lr(lr) -> None:
+    if isinstance(lr, torch.Tensor):
+        if lr.device.type == "cpu" and not bool((torch.isfinite(lr) & (lr > 0)).all()):
+            raise ValueError(f"learning rates must be finite and > 0, got {lr.tolist()}")
+    elif not (lr > 0 and math.isfinite(lr)):
+        raise ValueError(f"learning rate must be finite and > 0, got {lr}")
+
+
 def nonfinite(norm: torch.Tensor, limit: float = NORM_LIMIT) -> torch.Tensor:
     """Members whose gradient norm is NaN, infinite, negative or above ``limit``, ``[E]``."""
     return ~torch.isfinite(norm) | (norm < 0) | (norm > limit)
@@ -49,14 +57,21 @@ def nonfinite(norm: torch.Tensor, limit: float = NORM_LIMIT) -> torch.Tensor:
 @torch.no_grad()
 def sgd_update(params: dict[str, torch.Tensor], grads: dict[str, torch.Tensor],
                lr: torch.Tensor | float, bad: torch.Tensor | None = None,
-               recurrent: tuple[str, ...] | list[str] = ("W_rec",), frozen: tuple[str, ...] | list[str] = ()) -> None:
+               recurrent: tuple[str, ...] | list[str] = ("W_rec",), frozen: tuple[str, ...] | list[str] = (),
+               *, check: bool = True) -> None:
     """θ ← θ − lr · g in place, per member; members in ``bad`` take the guard step.
 
     The guard step (the reference code's answer to an untrusted gradient) drops the
     update and shrinks the recurrent weights instead: W ← W − lr · 0.02 · W for every
     name in ``recurrent`` (the model's ``recurrent_names``; ``W_rec`` for the paper's
     network). Parameters named in ``frozen`` are left alone.
+
+    ``check``: refuse learning rates that are not finite and > 0 (``ValueError``) when
+    ``lr`` is a float or a tensor in host memory; :class:`PaperSGD`, which checked its
+    rates when it was built, passes ``False``.
     """
+    if check:
+        _check_lr(lr)
     first = next(iter(params.values()))
     lr_e = _per_member(lr, first)
     for k, p in params.items():
@@ -158,7 +173,7 @@ class PaperSGD:
                 grads = {k: torch.where(mask.reshape(-1, *([1] * (g.dim() - 1))), cg[k], g)
                          for k, g in grads.items()}
                 clipped = clipped & mask
-        sgd_update(params, grads, self.lr, bad, self.recurrent, self.frozen)
+        sgd_update(params, grads, self.lr, bad, self.recurrent, self.frozen, check=False)
         return bad, clipped & ~bad
 
     def select(self, keep: list[int], params: dict[str, torch.Tensor] | None = None) -> None:
