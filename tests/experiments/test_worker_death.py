@@ -65,7 +65,7 @@ def test_killing_the_driver_ends_its_workers(tmp_path):
         assert len(workers) >= 2, workers
         driver.send_signal(signal.SIGKILL)
         driver.wait(10)
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + 40               # seconds on an idle machine; more under load
         while time.monotonic() < deadline and any(_alive(w) for w in workers):
             time.sleep(0.2)
         left = [w for w in workers if _alive(w)]

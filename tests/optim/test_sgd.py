@@ -126,3 +126,11 @@ def test_the_guard_protects_only_the_members_it_is_given():
     other = PaperSGD([0.1] * 2, dtype=torch.float64)
     other.load_state_dict(rule.state_dict())
     assert other.guard == [True, True]
+
+
+@pytest.mark.parametrize("lr", [float("nan"), float("inf"), 0.0, -0.1, torch.tensor([0.1, float("nan")])])
+def test_sgd_update_refuses_learning_rates_that_are_not_finite_and_positive(lr):
+    params = {"W_rec": torch.zeros(2, 2, 2)}
+    with pytest.raises(ValueError, match="finite and > 0"):
+        sgd_update(params, {"W_rec": torch.ones(2, 2, 2)}, lr)
+    assert torch.count_nonzero(params["W_rec"]) == 0          # nothing was written

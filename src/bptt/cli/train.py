@@ -23,6 +23,10 @@ from bptt.omega.terms import OMEGA_VARIANTS
 from bptt.optim.sgd import GUARDS
 from bptt.store import Status
 
+# -- any model, any update rule: the options of this group ------------------------------------
+from bptt.cli.anymodel import any_model_options, any_model_settings  # noqa: E402
+from bptt.optim.rules import CLIPS  # noqa: E402
+
 
 @click.command("tasks")
 def tasks_cmd() -> None:
@@ -53,8 +57,10 @@ def tasks_cmd() -> None:
 @click.option("--hidden", default=50, show_default=True, type=click.IntRange(min=1), help="Hidden units H.")
 @click.option("--lr", default=0.01, show_default=True, type=float, help="Learning rate.")
 @click.option("--threshold", default=1.0, show_default=True, type=float, help="Clipping threshold (> 0).")
-@click.option("--clip", default="norm", show_default=True, type=click.Choice(["norm", "elementwise"]),
-              help="Rescale the whole gradient (Algorithm 1) or clip each element.")
+@click.option("--clip", default="norm", show_default=True, type=click.Choice(CLIPS),
+              help="How the members whose --method clips clip: rescale the whole gradient (norm, Algorithm 1, "
+                   "at --threshold), clip each element (elementwise, at --threshold), or an adaptive rule "
+                   "(average-norm, autoclip, agc, zclip; see the --clip-* options); none only with msgd.")
 @click.option("--alpha", default=2.0, show_default=True, type=float, help="Weight of Ω (msgd-cr).")
 @click.option("--alpha-schedule", default="constant", show_default=True, type=click.Choice(["constant", "inverse"]),
               help="α constant, or α/t decaying with the update t.")
@@ -84,6 +90,7 @@ def tasks_cmd() -> None:
               help="Floating-point type of the networks.")
 @click.option("--device", default="cpu", show_default=True, callback=check_device,
               help="Torch device, e.g. cpu or cuda.")
+@any_model_options
 # -- the protocol's open choices --
 @click.option("--guard", default="clipping", show_default=True, type=click.Choice(GUARDS),
               help="Which members the non-finite guard protects: those that clip (the reference code), "
@@ -115,7 +122,7 @@ def train(**o) -> None:
             eval_sequences=o["eval_sequences"], success_error=o["success_error"], strict=o["strict"],
             seeds=parse_seeds(o["seeds"]), dtype=o["dtype"], device=o["device"],
             record_every=o["record_every"], checkpoint_every=o["checkpoint_every"], kernel=o["kernel"],
-            guard=o["guard"])
+            guard=o["guard"], **any_model_settings(o))
         config.l1, config.l2 = o["l1"], o["l2"]
         try:
             check_fits(config.validate())

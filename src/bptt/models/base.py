@@ -237,6 +237,7 @@ class AutogradEnsemble(torch.nn.Module):
     ``NotImplementedError``; Ω for these models comes through :mod:`bptt.omega`.
     """
 
+    KIND: str = ""
     PARAM_NAMES: tuple[str, ...] = ()
     INITS: tuple[str, ...] = ()
     DEFAULT_INIT: str = ""
@@ -355,6 +356,14 @@ class AutogradEnsemble(torch.nn.Module):
         cfg = dict(config)
         cfg["dtype"] = getattr(torch, cfg.get("dtype", "float32"))
         return cls(device=device, **cfg)
+
+    def save(self, path) -> None:
+        """Write this model (configuration and weights, every member) to the file ``path``,
+        in the library's checkpoint format (:mod:`bptt.models.persist`); read it back
+        with :func:`bptt.load`. ``FileNotFoundError`` when the directory is missing."""
+        from bptt.models.persist import save_model
+
+        save_model(self, path)
 
     def select(self, members: Sequence[int]):
         """A new model holding copies of the given members only."""

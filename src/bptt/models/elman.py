@@ -77,6 +77,8 @@ class ElmanRNN(torch.nn.Module):
             ``scale``, ``nonzero``).
     """
 
+    KIND = "elman"  # its name in bptt.models.MODELS
+
     def __init__(self, n_in: int, n_hidden: int, n_out: int, *, ensemble: int = 1,
                  unit: str | None = None, init: str = "smart_tanh", output: str = "last_softmax",
                  seed: int = 0, seeds: Sequence[int] | None = None,
@@ -150,6 +152,14 @@ class ElmanRNN(torch.nn.Module):
         cfg = dict(config)
         cfg["dtype"] = getattr(torch, cfg.get("dtype", "float32"))
         return cls(device=device, **cfg)
+
+    def save(self, path) -> None:
+        """Write this model (configuration and weights, every member) to the file ``path``,
+        in the library's checkpoint format (:mod:`bptt.models.persist`); read it back
+        with :func:`bptt.load`. ``FileNotFoundError`` when the directory is missing."""
+        from bptt.models.persist import save_model
+
+        save_model(self, path)
 
     def select(self, members: Sequence[int]) -> "ElmanRNN":
         """A new model holding copies of the given members only."""

@@ -77,6 +77,7 @@ class ESN(AutogradEnsemble):
         device: where the parameters live.
     """
 
+    KIND = "esn"  # its name in bptt.models.MODELS
     PARAM_NAMES = ("W_rec", "W_in", "b", "W_out", "b_out")
     RECURRENT_NAMES = ()
     INITS = ("reservoir",)

@@ -63,6 +63,7 @@ class GRU(AutogradEnsemble):
         device: where the parameters live.
     """
 
+    KIND = "gru"  # its name in bptt.models.MODELS
     PARAM_NAMES = ("W_in", "W_rec", "b", "b_rec", "W_out", "b_out")
     INITS = ("uniform", "orthogonal")
     DEFAULT_INIT = "uniform"

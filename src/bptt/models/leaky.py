@@ -74,6 +74,7 @@ class LeakyRNN(AutogradEnsemble):
         init_options: extra options of the initialization (see :mod:`bptt.models.init`).
     """
 
+    KIND = "leaky"  # its name in bptt.models.MODELS
     PARAM_NAMES = ("W_rec", "W_in", "b", "W_out", "b_out")   # + ("rate_logit",) when learned
     INITS = INITS
     DEFAULT_INIT = "smart_tanh"

@@ -90,6 +90,7 @@ class LSTM(AutogradEnsemble):
         device: where the parameters live.
     """
 
+    KIND = "lstm"  # its name in bptt.models.MODELS
     PARAM_NAMES = ("W_in", "W_rec", "b", "W_out", "b_out")
     INITS = ("uniform", "orthogonal")
     DEFAULT_INIT = "uniform"

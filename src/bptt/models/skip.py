@@ -63,6 +63,7 @@ class SkipRNN(AutogradEnsemble):
         init_options: extra options of the initialization.
     """
 
+    KIND = "skip"  # its name in bptt.models.MODELS
     PARAM_NAMES = ("W_rec", "W_skip", "W_in", "b", "W_out", "b_out")
     RECURRENT_NAMES = ("W_rec", "W_skip")
     INITS = INITS

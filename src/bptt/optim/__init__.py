@@ -1,9 +1,21 @@
-"""Update rules: the paper's SGD with its non-finite guard (:mod:`bptt.optim.sgd`) and
-Hessian-free optimization with structural damping (:mod:`bptt.optim.hf`)."""
+"""Update rules: the paper's SGD with its non-finite guard (:mod:`bptt.optim.sgd`), ensemble
+optimizers with per-member hyperparameters (:mod:`bptt.optim.ensemble`), any of them
+behind any clipper (:mod:`bptt.optim.rules`), and Hessian-free optimization with
+structural damping (:mod:`bptt.optim.hf`)."""
 
+from bptt.optim.ensemble import (
+    OPTIMIZERS,
+    EnsembleAdam,
+    EnsembleNesterov,
+    EnsembleOptimizer,
+    EnsembleRMSprop,
+    EnsembleSGD,
+)
 from bptt.optim.hf import HessianFree, HFRecord
+from bptt.optim.rules import CLIPPERS, CLIPS, ClippedRule, make_rule
 from bptt.optim.sgd import NORM_LIMIT, SHRINK, PaperSGD, nonfinite, sgd_update
 from bptt.optim.sgd import GUARDS, guarded
 
-__all__ = ["GUARDS", "HFRecord", "HessianFree", "NORM_LIMIT", "SHRINK", "PaperSGD", "guarded", "nonfinite",
-           "sgd_update"]
+__all__ = ["CLIPPERS", "CLIPS", "ClippedRule", "EnsembleAdam", "EnsembleNesterov", "EnsembleOptimizer",
+           "EnsembleRMSprop", "EnsembleSGD", "GUARDS", "HFRecord", "HessianFree", "NORM_LIMIT", "OPTIMIZERS",
+           "SHRINK", "PaperSGD", "guarded", "make_rule", "nonfinite", "sgd_update"]

@@ -42,6 +42,14 @@ def _per_member(value: torch.Tensor | float, like: torch.Tensor) -> torch.Tensor
     return torch.as_tensor(value, dtype=like.dtype, device=like.device).reshape(-1).expand(like.shape[0])
 
 
+def _check_lr(lr) -> None:
+    if isinstance(lr, torch.Tensor):
+        if lr.device.type == "cpu" and not bool((torch.isfinite(lr) & (lr > 0)).all()):
+            raise ValueError(f"learning rates must be finite and > 0, got {lr.tolist()}")
+    elif not (lr > 0 and math.isfinite(lr)):
+        raise ValueError(f"learning rate must be finite and > 0, got {lr}")
+
+
 def nonfinite(norm: torch.Tensor, limit: float = NORM_LIMIT) -> torch.Tensor:
     """Members whose gradient norm is NaN, infinite, negative or above ``limit``, ``[E]``."""
     return ~torch.isfinite(norm) | (norm < 0) | (norm > limit)
@@ -49,21 +57,34 @@ def nonfinite(norm: torch.Tensor, limit: float = NORM_LIMIT) -> torch.Tensor:
 
 @torch.no_grad()
 def sgd_update(params: dict[str, torch.Tensor], grads: dict[str, torch.Tensor],
-               lr: torch.Tensor | float, bad: torch.Tensor | None = None) -> None:
+               lr: torch.Tensor | float, bad: torch.Tensor | None = None,
+               recurrent: tuple[str, ...] | list[str] = ("W_rec",), frozen: tuple[str, ...] | list[str] = (),
+               *, check: bool = True) -> None:
     """θ ← θ − lr · g in place, per member; members in ``bad`` take the guard step.
 
     The guard step (the reference code's answer to an untrusted gradient) drops the
-    update and shrinks the recurrent weights instead: W_rec ← W_rec − lr · 0.02 · W_rec.
+    update and shrinks the recurrent weights instead: W ← W − lr · 0.02 · W for every
+    name in ``recurrent`` (the model's ``recurrent_names``; ``W_rec`` for the paper's
+    network). Parameters named in ``frozen`` are left alone.
+
+    ``check``: refuse learning rates that are not finite and > 0 (``ValueError``) when
+    ``lr`` is a float or a tensor in host memory; :class:`PaperSGD`, which checked its
+    rates when it was built, passes ``False``.
     """
-    first = params["W_rec"]
+    if check:
+        _check_lr(lr)
+    first = next(iter(params.values()))
     lr_e = _per_member(lr, first)
     for k, p in params.items():
-        step = grads[k] * lr_e.reshape(-1, *([1] * (p.dim() - 1)))
+        if k in frozen:
+            continue
+        shape = (-1, *([1] * (p.dim() - 1)))
+        step = grads[k] * lr_e.reshape(shape)
         if bad is not None:                       # no host sync: the guard is a select
-            keep = (~bad).reshape(-1, *([1] * (p.dim() - 1)))
+            keep = (~bad).reshape(shape)
             step = torch.where(keep, step, torch.zeros_like(step))
-            if k == "W_rec":
-                step = torch.where(keep, step, (lr_e * SHRINK).reshape(-1, 1, 1) * p)
+            if k in recurrent:
+                step = torch.where(keep, step, (lr_e * SHRINK).reshape(shape) * p)
         p.sub_(step)
 
 
@@ -87,9 +108,11 @@ class PaperSGD:
             bool is shared); ``None`` (the default): the members that clip, as in the
             reference code (see :func:`guarded`).
         dtype, device: of the per-member tensors (those of the parameters).
+        recurrent: the names the guard shrinks (the model's ``recurrent_names``).
+        frozen: names never stepped (an echo-state network's fixed reservoir).
         l1, l2: weights λ₁, λ₂ of the L1 and L2 penalties on the parameters ``penalised``
             (:mod:`bptt.optim.penalties`), one per member (a float is shared; 0: none).
-        penalised: the parameters the penalties apply to (the recurrent weights).
+        penalised: the parameters the penalties apply to (default: ``recurrent``).
 
     With a penalty the order is: guard (on the data gradient: a non-finite gradient is
     refused whatever the penalty) → penalty gradients added → clipping → SGD. The
@@ -108,7 +131,8 @@ class PaperSGD:
 
     def __init__(self, lr, *, threshold=1.0, clip=False, kind: str = "norm", ensemble: int | None = None,
                  dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu", guard=None,
-                 l1=0.0, l2=0.0, penalised: tuple[str, ...] = ("W_rec",)) -> None:
+                 recurrent: tuple[str, ...] | list[str] = ("W_rec",), frozen: tuple[str, ...] | list[str] = (),
+                 l1=0.0, l2=0.0, penalised: tuple[str, ...] | None = None) -> None:
         if kind not in self.KINDS:
             raise ValueError(f"unknown clipping {kind!r}; choose 'norm' or 'elementwise'")
         E = ensemble if ensemble is not None else next(
@@ -125,11 +149,12 @@ class PaperSGD:
         for v in l1_l + l2_l:
             if not (v >= 0 and math.isfinite(v)):
                 raise ValueError(f"penalty weights l1, l2 must be finite and >= 0, got {v}")
-        self.penalised = tuple(penalised)
+        self.penalised = tuple(recurrent if penalised is None else penalised)
         self.l1 = torch.tensor(l1_l, dtype=dtype, device=device)
         self.l2 = torch.tensor(l2_l, dtype=dtype, device=device)
         self._penalties = (any(v > 0 for v in l1_l), any(v > 0 for v in l2_l))   # on the host
         self.kind = kind
+        self.recurrent, self.frozen = tuple(recurrent), tuple(frozen)
         self.clip = [bool(c) for c in clip_l]                 # on the host: no sync to decide
         self.lr = torch.tensor(lr_l, dtype=dtype, device=device)
         self.threshold = torch.tensor([t if c else 1.0 for t, c in zip(thr_l, clip_l)], dtype=dtype, device=device)
@@ -171,7 +196,7 @@ class PaperSGD:
                 grads = {k: torch.where(mask.reshape(-1, *([1] * (g.dim() - 1))), cg[k], g)
                          for k, g in grads.items()}
                 clipped = clipped & mask
-        sgd_update(params, grads, self.lr, bad)
+        sgd_update(params, grads, self.lr, bad, self.recurrent, self.frozen, check=False)
         return bad, clipped & ~bad
 
     def _penalty_grads(self, params: dict[str, torch.Tensor]) -> list[dict[str, torch.Tensor]]:

@@ -10,8 +10,10 @@ loads with ``torch.load(..., weights_only=True)``::
   ``loop`` (update count, active members, per-member bookkeeping), ``rule`` (the update
   rule's state), ``model`` and ``model_config``, and ``schedule`` (the data source's and
   the schedule's state: random generator states, carried hidden state, epoch figures).
-* ``kind="member"``: the network one finished member ends with: ``model``,
-  ``model_config`` and, where the problem keeps one, ``epoch`` (the epoch of the best
+* Both carry ``model_kind`` (a name of :data:`bptt.models.MODELS`) when the network is
+  not an Elman network; without it the network is an :class:`bptt.models.ElmanRNN`.
+* ``kind="member"``: the network one finished member ends with (or a network saved by
+  ``model.save(path)``): ``model``, ``model_config`` and, where the problem keeps one, ``epoch`` (the epoch of the best
   validation figure, Table 1).
 
 Version-1 payloads, written before this format, still load: the synthetic trainer's
@@ -29,8 +31,8 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-FORMAT = "bptt-checkpoint"
-VERSION = 2
+from bptt.models.persist import FORMAT, VERSION, _cpu, dumps, kind_entry, member, plain, save_model  # noqa: F401
+
 KINDS = ("training", "member")
 
 
@@ -56,39 +58,18 @@ def training(problem: str, config: dict, loop: dict, rule: dict, model, schedule
     """A version-2 training checkpoint (see the module docstring)."""
     return plain({"format": FORMAT, "version": VERSION, "kind": "training", "problem": problem, "config": config,
                   "loop": loop, "rule": rule, "model": _cpu(model.state_dict()), "model_config": model.config(),
-                  "schedule": schedule})
+                  "schedule": schedule, **kind_entry(model)})
 
 
-def plain(value):
-    """``value`` with numpy scalars as Python numbers, numpy arrays as tensors, enums of
-    strings as strings and tuples as lists; ``TypeError`` for anything else that
-    ``torch.load(..., weights_only=True)`` would refuse."""
-    if isinstance(value, dict):
-        return {plain(k): plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [plain(v) for v in value]
-    if isinstance(value, torch.Tensor) or value is None or type(value) in (bool, int, float, str):
-        return value
-    if isinstance(value, str):                      # StrEnum members: Method, Status
-        return str(value)
-    if isinstance(value, np.ndarray):
-        return torch.from_numpy(value.copy())
-    if isinstance(value, np.generic):
-        return value.item()
-    raise TypeError(f"a checkpoint holds only tensors, numbers, strings, lists and dicts, not {type(value)}")
+def model_class(state: dict):
+    """The class of the network a checkpoint holds (``model_kind``, default ``"elman"``)."""
+    from bptt.models import MODELS
 
-
-def member(model, **extra) -> dict:
-    """A version-2 checkpoint of one finished member's network (``extra``: e.g. ``epoch``)."""
-    return plain({"format": FORMAT, "version": VERSION, "kind": "member", "model": _cpu(model.state_dict()),
-                  "model_config": model.config(), **extra})
-
-
-def dumps(checkpoint: dict) -> bytes:
-    """The bytes stored in the results store for ``checkpoint``."""
-    buf = io.BytesIO()
-    torch.save(checkpoint, buf)
-    return buf.getvalue()
+    name = state.get("model_kind", "elman")
+    if name not in MODELS:
+        raise ValueError(f"the checkpoint holds a model of unknown kind {name!r}; this library knows "
+                         f"{', '.join(MODELS)}")
+    return MODELS[name]
 
 
 def loads(payload: bytes) -> dict:
@@ -160,21 +141,50 @@ def _table1_v1(s: dict) -> dict:
 
 def load_model(payload: bytes | dict, device: str | torch.device = "cpu"):
     """The network a checkpoint holds (a member's, or the whole ensemble of a training one)."""
+    from bptt.models import ElmanRNN
     from bptt.models.mixed import from_config
 
     state = loads(payload) if isinstance(payload, (bytes, bytearray, memoryview)) else payload
-    model = from_config(state["model_config"], device=device)
+    cls = model_class(state)
+    model = from_config(state["model_config"], device=device) if cls is ElmanRNN else \
+        cls.from_config(state["model_config"], device=device)
     model.load_state_dict(state["model"])
     return model
 
 
 def load_models(payloads: Sequence[bytes], device: str | torch.device = "cpu"):
-    """One ensemble holding the networks of several member checkpoints (same shapes), each
-    with its own initialization's name and unit (see :func:`bptt.models.mixed.stack`)."""
+    """One ensemble holding the networks of several member checkpoints (same shapes); Elman
+    networks each with its own initialization's name and unit (see
+    :func:`bptt.models.mixed.stack`)."""
+    from bptt.models import ElmanRNN
     from bptt.models.mixed import stack
 
     states = [loads(p) for p in payloads]
-    return stack([st["model_config"] for st in states], [st["model"] for st in states], device=device)
+    cls = model_class(states[0])
+    if cls is ElmanRNN:
+        return stack([st["model_config"] for st in states], [st["model"] for st in states], device=device)
+    cfg = dict(states[0]["model_config"])
+    cfg["seeds"] = [s for st in states for s in st["model_config"]["seeds"]]
+    model = cls.from_config(cfg, device=device)
+    with torch.no_grad():
+        for name, p in model.state_dict(keep_vars=True).items():
+            p.copy_(torch.cat([st["model"][name] for st in states]).to(p.device))
+    return model
+
+
+def load_file(path, device: str | torch.device = "cpu"):
+    """The network saved at ``path`` by :func:`save_model` (or any member checkpoint).
+
+    Raises:
+        FileNotFoundError: no file at ``path``.
+        ValueError: the file is not a bptt checkpoint.
+    """
+    import pathlib
+
+    path = pathlib.Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no saved model at {path}")
+    return load_model(path.read_bytes(), device=device)
 
 
 def latest_training(store, run_ids: Sequence[int]) -> tuple[int, dict] | None:
@@ -196,5 +206,25 @@ def latest_training(store, run_ids: Sequence[int]) -> tuple[int, dict] | None:
     return None
 
 
-def _cpu(tensors: dict) -> dict:
-    return {k: v.detach().cpu().clone() for k, v in tensors.items()}
+def run_network(store, run_id: int, device: str | torch.device = "cpu"):
+    """The network of run ``run_id``: the one it finished with, or, for a run stopped
+    mid-training, its member of the ensemble in the newest training checkpoint.
+
+    Raises:
+        KeyError: no run ``run_id`` in ``store``.
+        ValueError: the run has no checkpoint.
+    """
+    store.get_run(run_id)
+    found = store.load_checkpoint(run_id)
+    if found is None:
+        raise ValueError(f"run {run_id} has no saved network (no checkpoint was recorded for it)")
+    state = loads(found[1])
+    model = load_model(state, device=device)
+    if state["kind"] == "member":
+        return model
+    loop = state["loop"]
+    active = [int(m) for m in loop["active"]]
+    ids = [loop["members"][m].get("run_id") for m in active]
+    if run_id not in ids:
+        raise ValueError(f"run {run_id}'s newest checkpoint does not hold its network")
+    return model.select([ids.index(run_id)])

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from types import SimpleNamespace
+
+import torch
 
 from bptt import tasks as task_registry
 from bptt.engine import KERNELS
@@ -14,6 +17,9 @@ from bptt.models.init import INITS
 from bptt.omega import OMEGA_VARIANTS
 from bptt.optim.sgd import GUARDS
 from bptt.validation import NONE, Check, Interval, Options, PerMember, check_params
+from bptt.models import MODELS
+from bptt.optim import CLIPS, OPTIMIZERS
+from bptt.training.build import ALL_INITS
 
 METHODS = tuple(m.value for m in Method)
 #: Settings that may differ between the members of one ensemble (see :class:`TrainConfig`).
@@ -66,6 +72,28 @@ CONSTRAINTS = {
 LABELS = {"lr": "learning rate (lr)", "threshold": "clipping threshold", "alpha": "alpha (the weight of Ω)",
           "seeds": "seeds (one per member)", "l1": "L1 penalty weight (l1)", "l2": "L2 penalty weight (l2)"}
 
+# -- any model, any update rule: constraints of the fields of this group --------------------
+#: Up to this many hidden units ``validate`` draws one member to check the model's options
+#: (beyond, the names are checked here and the values when the model is built).
+TRIAL_HIDDEN = 1024
+_UNIT_OPEN = Interval(0, 1, closed="left")
+CONSTRAINTS["init"] = [PerMember(Options(ALL_INITS))]
+CONSTRAINTS["clip"] = [Options(CLIPS)]
+CONSTRAINTS.update({
+    "model": [Options(list(MODELS))],
+    "model_options": [Check(lambda v: isinstance(v, dict), "a dict of the model's options")],
+    "optimizer": [Options(list(OPTIMIZERS))],
+    "momentum": [NONE, _UNIT_OPEN],
+    "betas": [NONE, Check(lambda v: isinstance(v, (list, tuple)) and len(v) == 2 and all(
+        _UNIT_OPEN.holds(b) for b in v), "a pair (beta1, beta2) of finite numbers in [0, 1)")],
+    "eps": [NONE, Interval(0, None, closed="neither")],
+    "weight_decay": [NONE, Interval(0, None)],
+    "smoothing": [NONE, _UNIT_OPEN],
+    "clip_options": [Check(lambda v: isinstance(v, dict), "a dict of the clipper's options")],
+})
+LABELS.update({"momentum": "momentum", "betas": "betas", "eps": "eps", "weight_decay": "weight_decay",
+               "smoothing": "smoothing (RMSprop's decay of the squared gradients)"})
+
 
 @dataclass
 class TrainConfig:
@@ -78,6 +106,15 @@ class TrainConfig:
     ``"clipping"`` (the reference code: only MSGD-C and MSGD-CR), ``"always"`` or
     ``"never"``; an unprotected member whose parameters or loss become non-finite ends
     as ``diverged``.
+
+    ``model`` names the network (:data:`bptt.models.MODELS`; ``model_options`` its own
+    constructor options); ``optimizer`` the update rule (``sgd``: the paper's;
+    ``nesterov``, ``rmsprop``, ``adam`` with ``momentum``, ``betas``, ``eps``,
+    ``weight_decay``, ``smoothing`` where they apply, ``None`` for their defaults);
+    ``clip`` the clipping rule of the members whose method clips (``norm`` is Algorithm
+    1 at ``threshold``; ``elementwise``; the adaptive ``average-norm``, ``autoclip``,
+    ``agc``, ``zclip`` with ``clip_options``, which ignore ``threshold``; ``none`` only
+    when no member clips). Ω (``msgd-cr`` with α > 0) needs the ``elman`` model.
 
     ``method``, ``lr``, ``threshold`` and ``alpha`` may each also be a list with one
     entry per seed: runs that differ only in these then train in one ensemble, each
@@ -128,6 +165,16 @@ class TrainConfig:
     kernel: str = "exact"
     # -- the protocol's open choices --
     guard: str = "clipping"
+    # -- any model, any update rule (see :mod:`bptt.training.build`) --------------------------
+    model: str = "elman"
+    model_options: dict = field(default_factory=dict)
+    optimizer: str = "sgd"
+    momentum: float | None = None
+    betas: list | None = None
+    eps: float | None = None
+    weight_decay: float | None = None
+    smoothing: float | None = None
+    clip_options: dict = field(default_factory=dict)
 
     def validate(self) -> "TrainConfig":
         """Check every field (see :data:`CONSTRAINTS`) and how they fit together; raise
@@ -164,14 +211,36 @@ class TrainConfig:
             if big:
                 raise ValueError(f"kernel='persistent' holds at most {MAX_BLOCK} hidden units, inputs and outputs; "
                                  f"got {big}: use kernel='exact'")
+        self._check_model_and_rule(task)
         return self
+
+    def _check_model_and_rule(self, task) -> None:
+        """The model, the update rule and the clipper fit together (built once, on the CPU)."""
+        from bptt.training.build import build_model, build_rule, model_kwargs
+
+        if self.model != "elman" and any(Method(m).regularizes and a > 0
+                                         for m, a in zip(self.values("method"), self.values("alpha"))):
+            raise ValueError(f"method msgd-cr adds Ω, which the training loop computes for the elman model only; "
+                             f"with model {self.model!r} choose method msgd-c or msgd (or alpha 0). Ω for any "
+                             f"torch module: bptt.omega.Omega")
+        model_kwargs(self, task.output)                 # names: the model, its init, unit and options
+        if self.hidden <= TRIAL_HIDDEN and not self.mixed_networks:   # their values: one member drawn on the CPU
+            try:
+                build_model(dataclasses.replace(self, device="cpu"), task, seeds=self.seeds[:1], device="cpu")
+            except TypeError as exc:
+                raise ValueError(f"model {self.model!r} with model_options {self.model_options}: {exc}") from None
+        build_rule(self, SimpleNamespace(recurrent_names=(), dtype=torch.float32, device="cpu"))
 
     def member(self, seed: int) -> dict:
         """The configuration of the run of one member, as stored."""
         return self.member_at(list(self.seeds).index(seed))
 
     def member_at(self, i: int) -> dict:
-        """The configuration of the run of member ``i`` (the ``i``-th seed), as stored."""
+        """The configuration of the run of member ``i`` (the ``i``-th seed), as stored.
+
+        The fields of the model and update-rule group are left out where they hold their
+        defaults, so that a run of the paper's network and rule is stored (and keyed)
+        as before those fields existed."""
         seed = self.seeds[i]
         d = dataclasses.asdict(self)
         d.pop("seeds")
@@ -184,6 +253,9 @@ class TrainConfig:
             if d[name] == 0:
                 d.pop(name)
         d["seed"] = int(seed)
+        for name, default in ANY_MODEL_DEFAULTS.items():    # stored only when set: the keys of the
+            if d[name] == default:                            # runs recorded before these fields stay
+                d.pop(name)
         return d
 
     def values(self, name: str) -> list:
@@ -217,6 +289,13 @@ class TrainConfig:
     def regularized(self) -> bool:
         """Whether any member adds Ω."""
         return any(Method(m).regularizes for m in self.values("method"))
+
+
+#: The fields of the model and update-rule group, with their defaults (see :meth:`TrainConfig.member_at`).
+ANY_MODEL_DEFAULTS = {f.name: (f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default)
+                      for f in dataclasses.fields(TrainConfig)
+                      if f.name in ("model", "model_options", "optimizer", "momentum", "betas", "eps",
+                                    "weight_decay", "smoothing", "clip_options")}
 
 
 @dataclass

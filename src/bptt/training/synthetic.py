@@ -28,12 +28,12 @@ import torch
 from bptt import tasks as task_registry
 from bptt.methods import Method
 from bptt.models import ElmanRNN, mixed
-from bptt.models.mixed import MixedElmanRNN
 from bptt.omega import alpha_schedule
-from bptt.optim import PaperSGD, guarded
+from bptt.models import MODELS
 from bptt.store import Status
 from bptt.training import checkpoint as ckpt
 from bptt.training import kernel_data
+from bptt.training.build import build_model, build_rule
 from bptt.training.config import MemberResult, TrainConfig, TrainResult, per_member_fields
 from bptt.training.loop import Batch, Schedule, TrainingLoop
 from bptt.training.screen import ScreenRule, screen_rule
@@ -73,15 +73,9 @@ class Trainer(Schedule):
         self.task = task_registry.get(c.task, seed=self._data_seed(0), **c.task_options)
         self.eval_task = task_registry.get(c.task, seed=self._data_seed(1), **c.task_options)
         self.length_rng = np.random.default_rng(self._data_seed(2))
-        dtype = getattr(torch, c.dtype)
-        model = (MixedElmanRNN if c.mixed_networks else ElmanRNN)(
-            self.task.n_in, c.hidden, self.task.n_out, unit=c.unit, init=c.init,
-            output=self.task.output, seeds=c.seeds, dtype=dtype, device=c.device)
+        model = build_model(c, self.task)                  # ElmanRNN by default; any of bptt.models.MODELS
         methods = [Method.parse(m) for m in c.values("method")]
-        rule = PaperSGD(c.values("lr"), threshold=c.values("threshold"), clip=[m.clips for m in methods],
-                        kind=c.clip, dtype=dtype, device=model.device,
-                        guard=[guarded(c.guard, m.clips) for m in methods],
-                        l1=c.values("l1"), l2=c.values("l2"), penalised=model.recurrent_names)
+        rule = build_rule(c, model)                        # PaperSGD by default (see bptt.training.build)
         alpha = [alpha_schedule(c.alpha_schedule, a if m.regularizes else 0.0)
                  for a, m in zip(c.values("alpha"), methods)]
         self.loop = TrainingLoop(
@@ -287,7 +281,9 @@ class Trainer(Schedule):
         self = cls(config, store, progress=progress, group=sched["group"], callback=callback)
         loop = self.loop
         loop.load_loop_state(state["loop"])
-        loop.model = mixed.from_config(state["model_config"], device=config.device)
+        cls = MODELS[config.model]
+        loop.model = (mixed.from_config if cls is ElmanRNN else cls.from_config)(state["model_config"],
+                                                                                 device=config.device)
         loop.model.load_state_dict(state["model"])
         if state["rule"] is None:                   # version 1: the rule follows from the config
             loop.rule.select(loop.active, loop.model.params)
@@ -349,7 +345,16 @@ class Trainer(Schedule):
 def _stack_members(models: list[ElmanRNN]) -> ElmanRNN:
     if len(models) == 1:
         return models[0]
-    return mixed.stack([m.config() for m in models], [m.params for m in models], device=models[0].device)
+    if isinstance(models[0], ElmanRNN):
+        return mixed.stack([m.config() for m in models], [m.params for m in models], device=models[0].device)
+    cfg = models[0].config()
+    cfg["seeds"] = [s for m in models for s in m.seeds]
+    out = type(models[0]).from_config(cfg, device=models[0].device)
+    with torch.no_grad():
+        for name, p in list(out.named_parameters()) + list(out.named_buffers()):
+            p.copy_(torch.cat([dict(m.named_parameters()).get(name, dict(m.named_buffers()).get(name))
+                               for m in models]))
+    return out
 
 
 def train(config: TrainConfig, store=None, *, progress: bool = False) -> TrainResult:
