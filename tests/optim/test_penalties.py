@@ -112,3 +112,12 @@ def test_config_takes_penalties_per_member_and_keeps_unpenalised_keys():
         TrainConfig(l2=-1.0).validate()
     with pytest.raises(ValueError, match="entries"):
         TrainConfig(seeds=[0, 1], l1=[0.1, 0.1, 0.1]).validate()
+
+
+def test_make_rule_passes_penalties_to_the_papers_sgd_and_refuses_them_elsewhere():
+    from bptt.optim.rules import make_rule
+
+    rule = make_rule("sgd", "norm", lr=[0.1, 0.1], l2=[0.0, 1e-3], ensemble=2, dtype=torch.float64)
+    assert rule.l2.tolist() == [0.0, 1e-3] and rule.penalised == ("W_rec",)
+    with pytest.raises(ValueError, match="paper's SGD only"):
+        make_rule("adam", "norm", lr=[0.1, 0.1], l2=1e-3, ensemble=2)
