@@ -53,7 +53,7 @@ PARENT_POLL_S = 0.5
 ORPHAN_GRACE_S = 60.0
 
 
-def _worker_init(threads: int | None) -> None:
+def _worker_init(threads: int | None, driver: int | None = None) -> None:
     """Set up a pool worker: its threads, and its end when the driver ends.
 
     A worker stops on SIGTERM or SIGINT (the task in progress saves its checkpoint and
@@ -64,7 +64,7 @@ def _worker_init(threads: int | None) -> None:
     """
     if threads:
         torch.set_num_threads(threads)
-    parent = os.getppid()
+    parent = os.getppid() if driver is None else driver    # the driver's pid, known before this worker started
 
     def stop(signum, frame):  # noqa: ARG001
         _WORKER_STOPPING.append(True)                      # take no further task
@@ -82,6 +82,8 @@ def _worker_init(threads: int | None) -> None:
             ctypes.CDLL("libc.so.6").prctl(1, signal.SIGTERM)     # PR_SET_PDEATHSIG
         except OSError:
             pass
+    if os.getppid() != parent:                # the driver died while this worker was starting
+        os._exit(1)
     threading.Thread(target=_watch_parent, args=(parent,), name="bptt-parent-watch", daemon=True).start()
 
 
@@ -91,8 +93,10 @@ def _watch_parent(parent: int) -> None:
         time.sleep(PARENT_POLL_S)
     if not _WORKER_STOPPING:
         os.kill(os.getpid(), signal.SIGTERM)    # the handler stops the task, which saves its checkpoint
-    time.sleep(ORPHAN_GRACE_S)                  # a task that does not stop in time is abandoned
-    os._exit(1)
+    deadline = time.monotonic() + ORPHAN_GRACE_S
+    while _WORKER_BUSY and time.monotonic() < deadline:
+        time.sleep(PARENT_POLL_S)               # a task in progress may save its checkpoint
+    os._exit(1)                                 # idle, done, or not stopping in time: end
 
 
 def _process_entry(store_path: str, task: Task) -> TaskReport:
@@ -128,7 +132,7 @@ class ProcessExecutor:
             raise ValueError("a pool of processes needs a store file, not ':memory:'")
         ctx = mp.get_context("spawn")
         pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx, initializer=_worker_init,
-                                   initargs=(self.threads,))
+                                   initargs=(self.threads, os.getpid()))
         reports = []
         try:
             pending = {pool.submit(_process_entry, str(store.path), t) for t in tasks}
