@@ -45,20 +45,27 @@ def readout(params: dict[str, torch.Tensor], hs: list[torch.Tensor], output: str
     return torch.bmm(hs[-1], W_out) + b_out[:, None, :]
 
 
-def loss_of(z: torch.Tensor, y: torch.Tensor, output: str,
-            mask: torch.Tensor | None = None) -> torch.Tensor:
-    """The reference code's losses, per member ``[E]``, from the outputs of :func:`readout`."""
+def step_losses(z: torch.Tensor, y: torch.Tensor, output: str) -> torch.Tensor:
+    """The reference code's loss of each sequence, ``[E, B]`` for last-step outputs, or of
+    each step of each sequence, ``[T, E, B]`` for per-step outputs."""
     if output == "last_softmax":
-        return -torch.log_softmax(z, -1).gather(-1, y.expand(z.shape[:-1]).unsqueeze(-1)).squeeze(-1).mean(-1)
+        return -torch.log_softmax(z, -1).gather(-1, y.expand(z.shape[:-1]).unsqueeze(-1)).squeeze(-1)
     if output == "last_linear":
-        return ((z - y) ** 2).sum(-1).mean(-1)
+        return ((z - y) ** 2).sum(-1)
     T, E, B, _ = z.shape
     if output == "softmax":
         yy = y if y.dim() == 3 else y[:, None, :].expand(T, E, B)
-        per = -torch.log_softmax(z, -1).gather(-1, yy.unsqueeze(-1)).squeeze(-1)     # [T,E,B]
-    else:
-        yy = y if y.dim() == 4 else y[:, None].expand_as(z)
-        per = F.binary_cross_entropy_with_logits(z, yy, reduction="none").sum(-1)
+        return -torch.log_softmax(z, -1).gather(-1, yy.unsqueeze(-1)).squeeze(-1)      # [T,E,B]
+    yy = y if y.dim() == 4 else y[:, None].expand_as(z)
+    return F.binary_cross_entropy_with_logits(z, yy, reduction="none").sum(-1)
+
+
+def loss_of(z: torch.Tensor, y: torch.Tensor, output: str,
+            mask: torch.Tensor | None = None) -> torch.Tensor:
+    """The reference code's losses, per member ``[E]``, from the outputs of :func:`readout`."""
+    per = step_losses(z, y, output)
+    if output not in PER_STEP:
+        return per.mean(-1)
     if mask is None:
         return per.mean(dim=(0, 2))
     m = mask.to(z.dtype)[:, None, :]

@@ -42,10 +42,10 @@ from __future__ import annotations
 from typing import Callable
 
 import torch
-import torch.nn.functional as F
 
 from bptt.engine.outputs import PER_STEP
 from bptt.engine.units import activate
+from bptt.engine.reference import step_losses
 
 #: A model as a pure function: (parameters by name, inputs) → (z, a or None).
 ModelFunction = Callable[[dict, torch.Tensor], tuple]
@@ -125,18 +125,8 @@ def case_losses(z: torch.Tensor, y: torch.Tensor, output: str) -> torch.Tensor:
     """The loss of each sequence, ``[E, B]``; their mean over B is the loss of
     :func:`bptt.engine.reference.loss_of` (for per-step outputs each sequence's loss
     is the mean over its T steps)."""
-    if output == "last_softmax":
-        return -torch.log_softmax(z, -1).gather(-1, y.expand(z.shape[:-1]).unsqueeze(-1)).squeeze(-1)
-    if output == "last_linear":
-        return ((z - y) ** 2).sum(-1)
-    T, E, B, _ = z.shape
-    if output == "softmax":
-        yy = y if y.dim() == 3 else y[:, None, :].expand(T, E, B)
-        per = -torch.log_softmax(z, -1).gather(-1, yy.unsqueeze(-1)).squeeze(-1)      # [T,E,B]
-    else:
-        yy = y if y.dim() == 4 else y[:, None].expand_as(z)
-        per = F.binary_cross_entropy_with_logits(z, yy, reduction="none").sum(-1)
-    return per.mean(0)
+    per = step_losses(z, y, output)
+    return per.mean(0) if output in PER_STEP else per
 
 
 def loss_hessian_product(z: torch.Tensor, u: torch.Tensor, output: str) -> torch.Tensor:
