@@ -462,3 +462,33 @@ def test_checkpoint_persists_on_disk(path):
 
 def test_final_statuses_constant():
     assert set(FINAL_STATUSES) == {"succeeded", "failed", "diverged", "stopped"}
+
+
+def _open_worker(paths, queue, barrier):
+    try:
+        for path in paths:
+            barrier.wait(timeout=60)            # every worker opens the same new file at once
+            with Store(path) as s:
+                s.list_runs()
+        queue.put(("ok", None))
+    except BaseException as exc:  # reported to the parent
+        queue.put(("error", repr(exc)))
+
+
+def test_concurrent_creation_of_a_new_store(tmp_path):
+    """Processes that create the same new store together all open it: none of them may
+    mistake the store being created for another program's database."""
+    paths = [str(tmp_path / f"new{i:02d}.sqlite") for i in range(25)]
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    barrier = ctx.Barrier(6)
+    procs = [ctx.Process(target=_open_worker, args=(paths, queue, barrier)) for _ in range(6)]
+    for p in procs:
+        p.start()
+    results = [queue.get(timeout=120) for _ in procs]
+    for p in procs:
+        p.join(timeout=60)
+    assert [r for tag, r in results if tag == "error"] == []
+    for path in paths:
+        with Store(path, read_only=True) as s:
+            assert s.list_runs() == []

@@ -122,26 +122,35 @@ class Database:
     def _setup(self) -> None:
         conn = self._connection
         conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
-        # Read-only look at an existing schema before anything is written.
-        version = self._stored_version()
-        if version is not None and version > SCHEMA_VERSION:
-            raise ValueError(self._too_new(version))
-        if version is None and conn.execute("SELECT 1 FROM sqlite_master").fetchone() is not None:
-            raise ValueError(self._foreign())            # another program's database: never alter it
+        # Read-only look at an existing schema before anything is written, in one
+        # read transaction: another process may be creating the store meanwhile, and
+        # two separate reads could see its tables without its schema version.
+        conn.execute("BEGIN")
+        try:
+            self._refuse_unless_ours()
+        finally:
+            conn.execute("COMMIT")
         if not self.memory:
             self._enable_wal()
         conn.execute("PRAGMA synchronous = NORMAL")
         conn.execute("PRAGMA foreign_keys = ON")
         with self._write():
+            self._refuse_unless_ours()                  # again, under the write lock
             conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
             row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-            if row is not None and int(row[0]) > SCHEMA_VERSION:
-                raise ValueError(self._too_new(int(row[0])))
             for statement in _SCHEMA:
                 conn.execute(statement)
             if row is None:
                 conn.execute("INSERT INTO meta (key, value) VALUES ('schema_version', ?)",
                              (str(SCHEMA_VERSION),))
+
+    def _refuse_unless_ours(self) -> None:
+        """Raise unless the database is empty or a results store this code can read."""
+        version = self._stored_version()
+        if version is not None and version > SCHEMA_VERSION:
+            raise ValueError(self._too_new(version))
+        if version is None and self._connection.execute("SELECT 1 FROM sqlite_master").fetchone() is not None:
+            raise ValueError(self._foreign())            # another program's database: never alter it
 
     def _too_new(self, version: int) -> str:
         where = self.path if self.path is not None else ":memory:"
