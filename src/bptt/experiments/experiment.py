@@ -66,6 +66,9 @@ class Experiment:
     title = ""
     paper_ref = ""
     budgets: dict[str, Budget] = {}
+    #: Whether later runs of the sweep depend on settled earlier ones (e.g. a learning-rate
+    #: search, then runs at the rates it chose): :meth:`specs` then takes the settled runs.
+    staged = False
 
     def budget(self, name: str) -> Budget:
         if name not in self.budgets:
@@ -79,19 +82,30 @@ class Experiment:
         """Tables, figures, comparisons with the paper and claim checks (:class:`.report.Analysis`)."""
         raise NotImplementedError
 
+    def context(self, store, records: list[dict], budget: Budget) -> dict:
+        """What the report reads from ``store`` besides the sweep's settled ``records``:
+        keyword arguments for :meth:`analyze` (none by default)."""
+        return {}
+
+    def plan(self, budget: Budget, records: list[dict] | None = None) -> list[RunSpec]:
+        """The runs of the sweep: :meth:`specs`, given the settled ``records`` when the
+        experiment is :attr:`staged` (``None``: the whole plan, for counting and costing)."""
+        return self.specs(budget, records) if self.staged else self.specs(budget)
+
     def labels(self, budget: Budget, **kw) -> dict:
         return {"experiment": self.name, "budget": budget.name, **kw}
 
     def sweep(self, budget: str | Budget, name: str | None = None, *, device: str = "cpu",
-              kernel: str = "exact") -> Sweep:
+              kernel: str = "exact", records: list[dict] | None = None) -> Sweep:
         """The sweep at ``budget``; ``device`` and ``kernel`` (see
         :mod:`bptt.experiments.engines`) are set in every run's training configuration
         where they are not the defaults. With ``kernel="persistent"`` runs of different
-        lengths share ensembles of up to :data:`~bptt.experiments.engines.PERSISTENT_ENSEMBLE`."""
+        lengths share ensembles of up to :data:`~bptt.experiments.engines.PERSISTENT_ENSEMBLE`.
+        ``records``: the settled runs so far, for a :attr:`staged` experiment (see :meth:`plan`)."""
         from bptt.experiments.engines import PERSISTENT_ENSEMBLE, engine_fields
 
         b = budget if isinstance(budget, Budget) else self.budget(budget)
-        specs = self.specs(b)
+        specs = self.plan(b, records)
         engine = engine_fields(device, kernel)
         if engine:
             specs = [RunSpec({**s.train, **engine}, s.labels, s.evaluation) for s in specs]

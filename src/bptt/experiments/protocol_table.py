@@ -117,10 +117,50 @@ def generalization_rows(budget) -> list[Row]:
                                     f"{_join(paper.GENERALIZATION_TEST_LENGTHS)} steps, every network", PAPER)]
 
 
+def remedies_rows(budget) -> list[Row]:
+    """The protocol of ``bptt reproduce remedies`` at ``budget``: what every row shares,
+    then each row's own settings (see :mod:`bptt.experiments.remedy_rows`)."""
+    from bptt.experiments.registry import get
+    from bptt.experiments.remedies import LONG_LENGTHS, PROBLEMS, SEARCH_LENGTH, SOLVE_AT
+    from bptt.experiments.remedy_rows import ROWS
+
+    exp = get("remedies")
+    specs = exp.specs(budget)
+    main = next(s.train_config() for s in specs if s.labels["stage"] == "main")
+    cap_source = REF if budget.max_updates == paper.MAX_UPDATES else f"{OURS} ({REF}: {paper.MAX_UPDATES:,})"
+    seeds_source = PAPER if budget.seeds == paper.FIGURE7_SEEDS else f"{OURS} (the paper: {paper.FIGURE7_SEEDS})"
+    _, missing = exp.rows()
+    out = [("problems", "; ".join(f"{label} at {_join(lengths)}" for _, label, lengths in PROBLEMS.values())
+            + f"; temporal order also at {_join(LONG_LENGTHS)} for the rows that solve {SOLVE_AT} (at least half "
+              f"of their runs succeed)", f"{PAPER} (the problems, temporal order's lengths); {OURS} (the others' "
+                                          f"lengths, the long ones)"),
+           ("hidden units", f"{main['hidden']}, every row", PAPER),
+           ("minibatch", f"{main['batch_size']} sequences, every row", REF),
+           ("seeds", f"{budget.seeds} per row and cell, the same for every row", seeds_source),
+           ("update cap", f"{budget.max_updates:,} per run, every row", cap_source),
+           *_check_rows(main, budget.eval_every),
+           ("learning-rate search", f"each row's candidates on temporal order at T = {SEARCH_LENGTH}, "
+                                    f"{budget.search_seeds} seed(s) × {budget.search_updates:,} updates each; the "
+                                    f"rate solving most runs (then: lowest mean error, fewest updates, listed "
+                                    f"first) is frozen for every problem", OURS),
+           ("non-finite guard", "the members that clip: a norm NaN, infinite or > 10¹⁰ skips the update and shrinks "
+                                "the learned recurrent weights; an unguarded member that overflows ends `diverged`",
+            REF),
+           ("precision", main["dtype"], OURS)]
+    for row in ROWS:
+        if row.name in missing:
+            out.append((f"{row.label}", missing[row.name], "this build"))
+            continue
+        out += [(f"{row.label}: {setting}", value, source) for setting, value, source in row.protocol]
+        out.append((f"{row.label}: learning rates searched", _join(f"{v:g}" for v in row.lr),
+                    f"the first as its update rule's source; the others: {OURS}"))
+    return out
+
+
 def rows(experiment: str, budget) -> list[Row]:
     """The protocol table of reproduction ``experiment`` at ``budget`` (a :class:`Budget`)."""
     return {"figure7": figure7_rows, "synthetic": synthetic_rows,
-            "generalization": generalization_rows}[experiment](budget)
+            "generalization": generalization_rows, "remedies": remedies_rows}[experiment](budget)
 
 
 def _by_dataset(configs: dict, value) -> str:

@@ -137,8 +137,8 @@ def write_report(store: Store, sweep: str, out_dir: Path | str, *, echo: Callabl
         raise ValueError(f"sweep {sweep!r} was not made by `bptt reproduce`; it has no experiment label")
     exp = get(labels["experiment"])
     budget = exp.budget(labels["budget"])
-    planned = len(exp.specs(budget))
-    analysis: Analysis = exp.analyze(runs, budget, out)
+    planned = len(exp.plan(budget, runs if exp.staged else None))
+    analysis: Analysis = exp.analyze(runs, budget, out, **exp.context(store, runs, budget))
 
     manifest = read_manifest(out)
     invocations = manifest.get("invocations", [])

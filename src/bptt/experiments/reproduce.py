@@ -63,11 +63,11 @@ def reproduce(experiment: str, budget: str = "smoke", *, store: Store | str | os
     kernel, note = choose_kernel(device, kernel)
     if note:
         echo(note)
-    sweep = exp.sweep(b, sweep_name, device=device, kernel=kernel)
-    out = Path(out_dir) if out_dir is not None else Path("reproductions") / sweep.name
-    out.mkdir(parents=True, exist_ok=True)
     if not isinstance(store, Store):
         store = Store(store)
+    sweep = _current_sweep(exp, b, sweep_name, store, device, kernel)
+    out = Path(out_dir) if out_dir is not None else Path("reproductions") / sweep.name
+    out.mkdir(parents=True, exist_ok=True)
     ex = make_executor(executor, workers=workers, address=address, threads=threads) \
         if isinstance(executor, str) else executor
     started = utc_now()
@@ -75,6 +75,17 @@ def reproduce(experiment: str, budget: str = "smoke", *, store: Store | str | os
          f"(at most {b.max_updates:,} updates per run), executor {ex.name}"
          + (f", device {device}, kernel {kernel}" if (device, kernel) != ("cpu", "exact") else ""))
     summary: SweepSummary = run_sweep(sweep, store, ex, progress=progress)
+    while exp.staged and summary.complete:        # a stage settled: plan the next from its results
+        following = _current_sweep(exp, b, sweep_name, store, device, kernel)
+        if following.keys == sweep.keys:
+            break
+        sweep = following
+        echo(f"next stage: {len(sweep)} runs in all")
+        before = summary
+        summary = run_sweep(sweep, store, ex, progress=progress)
+        for field in ("trained", "skipped", "evaluated", "seconds"):
+            setattr(summary, field, getattr(summary, field) + getattr(before, field))
+        summary.reports = before.reports + summary.reports
     invocation = {"started": started, "finished": utc_now(), "seconds": summary.seconds, "executor": ex.name,
                   "workers": getattr(ex, "workers", None) or workers or 1, "threads": threads,
                   "argv": " ".join(shlex.quote(a) for a in sys.argv), "machine": machine(),
@@ -97,3 +108,15 @@ def reproduce(experiment: str, budget: str = "smoke", *, store: Store | str | os
     if report:
         paths = write_report(store, sweep.name, out, echo=echo)
     return {"summary": summary, "report": paths, "out_dir": out}
+
+
+def _current_sweep(exp, budget, sweep_name, store: Store, device: str, kernel: str):
+    """The sweep of ``exp`` as far as its settled runs in ``store`` plan it (all of it
+    for an experiment that is not staged)."""
+    from bptt.experiments.experiment import default_sweep_name
+    from bptt.experiments.report import records
+
+    if not exp.staged:
+        return exp.sweep(budget, sweep_name, device=device, kernel=kernel)
+    name = sweep_name or default_sweep_name(exp.name, budget.name, device, kernel)
+    return exp.sweep(budget, sweep_name, device=device, kernel=kernel, records=records(store, name)[0])
