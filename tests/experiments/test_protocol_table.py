@@ -14,7 +14,7 @@ MARKED = re.compile(r"<!-- protocol (\S+) -->\n(.*?)\n<!-- /protocol -->", re.S)
 
 def _tables() -> dict[str, str]:
     found = {}
-    for doc in ("reproductions.md", "table1.md"):
+    for doc in ("reproductions.md", "table1.md", "remedies.md"):
         for key, text in MARKED.findall((DOCS / doc).read_text()):
             assert key not in found, f"two tables marked {key}"
             found[key] = text

@@ -194,3 +194,33 @@ def test_smoke_end_to_end_resumes_after_an_interruption_and_reports_every_row_an
     assert "ρ at the end" in md and "not run:" in md
     from bptt.experiments.protocol_table import markdown, rows as protocol_rows
     assert markdown(protocol_rows("remedies", exp.budget("smoke"))) in md
+
+
+def test_the_report_reads_nottingham_from_table1_quick_runs_and_rho_from_the_final_networks(tmp_path):
+    from bptt.models import LSTM
+    from bptt.training import checkpoint
+
+    store = Store(tmp_path / "s.sqlite")
+    exp = get("remedies")
+    b = exp.budget("quick")
+    # two Table 1 runs of Nottingham (the newer one wins), one of another data set, one of another budget
+    for dataset, sweep, method, test in (("nottingham", "table1-quick", "msgd-c", 9.0),
+                                         ("nottingham", "table1-quick", "msgd-c", 3.25),
+                                         ("piano_midi", "table1-quick", "msgd", 7.5),
+                                         ("nottingham", "table1-smoke", "msgd", 8.5)):
+        rid = store.start_run({"experiment": "table1", "dataset": dataset, "method": method, "test": test},
+                              sweep=sweep)
+        store.finish_run(rid, Status.SUCCEEDED, {"test": test, "measure": "nll"})
+    # a remedies run with a final LSTM network: its ρ is that network's
+    net = LSTM(1, 6, 4, seed=3)
+    rid = store.start_run({"labels": {}}, sweep="remedies-quick")
+    store.finish_run(rid, Status.FAILED, {"error": 0.5})
+    store.save_checkpoint(rid, 10, checkpoint.dumps(checkpoint.member(net)))
+    ctx = exp.context(store, [{"id": rid, "status": Status.FAILED}], b)
+    assert ctx["rho"][rid] == pytest.approx(float(net.spectral_radius()[0]))
+    assert set(ctx["nottingham"]) == {"msgd-c"} and ctx["nottingham"]["msgd-c"]["test"] == 3.25
+    from bptt.experiments.remedies_report import _nottingham
+    rows = {r.name: r for r in ROWS}
+    assert _nottingham(rows["msgd-c"], ctx["nottingham"]) == "3.250"
+    assert _nottingham(rows["msgd"], ctx["nottingham"]).startswith("not run: no Nottingham run")
+    assert _nottingham(rows["lstm"], ctx["nottingham"]) == f"not run: {rows['lstm'].corpus_note}"

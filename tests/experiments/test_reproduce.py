@@ -12,7 +12,9 @@ from bptt.experiments.registry import experiments, get
 from bptt.experiments.reproduce import reproduce
 from bptt.store import OUTCOME_STATUSES, Store
 
-PLANNED = {"figure7": 45, "synthetic": 12, "generalization": 1}
+PLANNED = {"figure7": 45, "synthetic": 12, "generalization": 1,
+           # every row trained here: its learning-rate candidates (search), then 9 problem-lengths (main)
+           "remedies": sum(len(r.lr) + 9 for r in get("remedies").rows()[0])}
 
 
 def check_report(out, name, runs):

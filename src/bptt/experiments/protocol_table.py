@@ -226,7 +226,7 @@ def documented() -> dict[str, str]:
     from bptt.experiments.registry import get
 
     out = {}
-    for name in ("figure7", "synthetic", "generalization"):
+    for name in ("figure7", "synthetic", "generalization", "remedies"):
         exp = get(name)
         out[f"{name}:full"] = markdown(rows(name, exp.budget("full")))
     out["figure7:claims"] = markdown(rows("figure7", get("figure7").budget("claims")))

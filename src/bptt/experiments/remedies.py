@@ -29,6 +29,7 @@ import numpy as np
 from bptt.experiments import paper
 from bptt.experiments.analysis import Analysis
 from bptt.experiments.experiment import FULL_CHECK_EVERY, FULL_CHECK_SEQUENCES, Budget, Experiment
+from bptt.experiments.remedies_report import analyze
 from bptt.experiments.remedy_rows import ROWS, Remedy
 from bptt.experiments.sweep import RunSpec
 from bptt.store import OUTCOME_STATUSES, Status
@@ -54,12 +55,6 @@ class RemediesBudget(Budget):
 
     search_seeds: int = 1
     search_updates: int = 1
-
-
-def _cells() -> list[tuple[str, int]]:
-    """Every (problem, length) column of the report, the long lengths included."""
-    out = [("temporal_order", L) for L in (*PROBLEMS["temporal_order"][2], *LONG_LENGTHS)]
-    return out + [(p, L) for p in ("adding", "memorization_5bit") for L in PROBLEMS[p][2]]
 
 
 def _error(r: dict) -> float:
@@ -101,6 +96,8 @@ class Remedies(Experiment):
     title = "The rival remedies side by side"
     paper_ref = "§3.3 and §4.1 (the remedies the paper sets clipping and Ω against)"
     staged = True
+    PROBLEMS, LONG_LENGTHS, SOLVE_AT = PROBLEMS, LONG_LENGTHS, SOLVE_AT
+    choose_lr = staticmethod(choose_lr)
     budgets = {
         "smoke": RemediesBudget(
             "smoke", seeds=1, max_updates=8, eval_every=4, check_sequences=50, eval_sequences=200,
@@ -194,7 +191,7 @@ class Remedies(Experiment):
         rows, _ = self.rows()
         if records is None:
             return search + self.main_specs(budget, {r.name: float(r.lr[0]) for r in rows})
-        by_stage = _by_stage(records)
+        by_stage = self.by_stage(records)
         if len(by_stage["search"]) < len(search):
             return search
         chosen = self.chosen(by_stage["search"])
@@ -246,16 +243,21 @@ class Remedies(Experiment):
     # -- the report ------------------------------------------------------------------------------
     def analyze(self, records: list[dict], budget: Budget, out_dir: Path, rho: dict | None = None,
                 nottingham: dict | None = None) -> Analysis:
-        from bptt.experiments.remedies_report import analyze
-
         return analyze(self, records, budget, out_dir, rho or {}, nottingham or {})
 
+    @staticmethod
+    def by_stage(records: list[dict]) -> dict[str, list[dict]]:
+        """The settled runs by stage: ``search``, ``main``, ``long``."""
+        out: dict[str, list[dict]] = {"search": [], "main": [], "long": []}
+        for r in records:
+            out.setdefault(r["labels"].get("stage", "main"), []).append(r)
+        return out
 
-def _by_stage(records: list[dict]) -> dict[str, list[dict]]:
-    out: dict[str, list[dict]] = {"search": [], "main": [], "long": []}
-    for r in records:
-        out.setdefault(r["labels"].get("stage", "main"), []).append(r)
-    return out
+    @staticmethod
+    def cells() -> list[tuple[str, int]]:
+        """Every (problem, length) column of the report, the long lengths included."""
+        out = [("temporal_order", L) for L in (*PROBLEMS["temporal_order"][2], *LONG_LENGTHS)]
+        return out + [(p, L) for p in ("adding", "memorization_5bit") for L in PROBLEMS[p][2]]
 
 
 __all__ = ["LONG_LENGTHS", "PROBLEMS", "Remedies", "RemediesBudget", "choose_lr"]

@@ -73,19 +73,19 @@ def analyze(exp, records: list[dict], budget, out_dir: Path, rho: dict, nottingh
     """The report's content for the remedies sweep (see the module docstring).
 
     Args:
-        exp: the :class:`bptt.experiments.remedies.Remedies` experiment.
+        exp: the :class:`bptt.experiments.remedies.Remedies` experiment (its problems,
+            lengths, stages and learning-rate choice).
         records: the settled runs of the sweep (with ``labels``).
         budget: its budget.
         out_dir: where the figure goes.
         rho: run id → ρ of its final network.
         nottingham: Table 1 method → ``{"test", "measure", ...}`` of the quick Nottingham runs.
     """
-    from bptt.experiments.remedies import LONG_LENGTHS, PROBLEMS, SOLVE_AT, _by_stage, _cells, choose_lr
-
+    PROBLEMS, LONG_LENGTHS, SOLVE_AT, choose_lr = exp.PROBLEMS, exp.LONG_LENGTHS, exp.SOLVE_AT, exp.choose_lr
     rows, missing = exp.rows()
-    stages = _by_stage(records)
+    stages = exp.by_stage(records)
     seconds = run_seconds(records)
-    cells = _cells()
+    cells = exp.cells()
     grid: dict[tuple, list[dict]] = {}
     for r in stages["main"] + stages["long"]:
         lab = r["labels"]
@@ -186,7 +186,7 @@ def analyze(exp, records: list[dict], budget, out_dir: Path, rho: dict, nottingh
                                       f"{pct(rate)} ({frac(s['succeeded'], s['runs'])})" if s else "—", "100%",
                                       "pending" if rate is None else ("matches" if rate == 1.0 else "differs")))
 
-    fig = plot(rows, stats, out_dir / "remedies", budget)
+    fig = plot(exp, rows, stats, out_dir / "remedies", budget)
     total = sum(s["runs"] for s in stats.values())
     wins = sum(s["succeeded"] for s in stats.values())
     best = sorted(((sum(s["succeeded"] for k, s in stats.items() if k[0] == row.name), row.label) for row in rows),
@@ -215,7 +215,7 @@ def _nottingham(row, nottingham: dict) -> str:
         return f"not run: {row.corpus_note}"
     found = nottingham.get(row.table1_method)
     if not found:
-        return ("not run: no Nottingham run of `bptt reproduce table1 --budget quick --datasets nottingham` "
+        return ("not run: no Nottingham run of `bptt reproduce table1 --budget quick --dataset nottingham` "
                 "in this store")
     test = found.get("test")
     if test is None or not math.isfinite(test):
@@ -223,7 +223,7 @@ def _nottingham(row, nottingham: dict) -> str:
     return f"{test:.3f}"
 
 
-def plot(rows, stats: dict, stem: Path, budget) -> Path:
+def plot(exp, rows, stats: dict, stem: Path, budget) -> Path:
     """Success rate against the temporal order length (left) and on adding and
     memorization (right), one line per row; writes ``stem``.png and .svg."""
     import matplotlib
@@ -231,8 +231,7 @@ def plot(rows, stats: dict, stem: Path, budget) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from bptt.experiments.remedies import LONG_LENGTHS, PROBLEMS
-
+    PROBLEMS, LONG_LENGTHS = exp.PROBLEMS, exp.LONG_LENGTHS
     lengths = [*PROBLEMS["temporal_order"][2], *LONG_LENGTHS]
     others = [(p, L) for p in ("adding", "memorization_5bit") for L in PROBLEMS[p][2]]
     fig, (a, b) = plt.subplots(1, 2, figsize=(13.5, 4.6), gridspec_kw={"width_ratios": [1.6, 1]})
