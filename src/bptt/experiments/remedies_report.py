@@ -256,7 +256,8 @@ def plot(exp, rows, stats: dict, stem: Path, budget) -> Path:
     a.set_xticks(range(len(lengths)), [str(L) for L in lengths])
     a.set(xlabel="temporal order: sequence length", ylabel="rate of success (%)", ylim=(-5, 105),
           title="temporal order")
-    b.set_xticks(range(len(others)), [f"{PROBLEMS[p][1]}\nT = {L}" for p, L in others], fontsize=8)
+    b.set_xticks(range(len(others)), [f"{PROBLEMS[p][1].replace('memorization', 'mem.')}\nT = {L}"
+                                      for p, L in others], fontsize=8)
     b.set(ylim=(-5, 105), title="adding and 5-bit memorization")
     for ax in (a, b):
         ax.grid(alpha=0.3)
