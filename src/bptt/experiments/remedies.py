@@ -30,7 +30,7 @@ import numpy as np
 from bptt.experiments import paper
 from bptt.experiments.analysis import Analysis
 from bptt.experiments.experiment import FULL_CHECK_EVERY, FULL_CHECK_SEQUENCES, Budget, Experiment
-from bptt.experiments.remedies_report import analyze
+from bptt.experiments.remedies_report import analyze, final_error
 from bptt.experiments.remedy_rows import ROWS, Remedy
 from bptt.experiments.sweep import RunSpec
 from bptt.store import OUTCOME_STATUSES, Status
@@ -58,12 +58,6 @@ class RemediesBudget(Budget):
     search_updates: int = 1
 
 
-def _error(r: dict) -> float:
-    """A run's final error; a run with none (diverged) counts as wrong everywhere."""
-    e = r["metrics"].get("error")
-    return float(e) if r["status"] != Status.DIVERGED and e is not None and math.isfinite(e) else 1.0
-
-
 def choose_lr(candidates: tuple, runs: list[dict]) -> tuple[float, list[dict]]:
     """The best learning rate of a row's search runs, and every candidate's score.
 
@@ -84,7 +78,7 @@ def choose_lr(candidates: tuple, runs: list[dict]) -> tuple[float, list[dict]]:
         mine = [r for r in runs if float(r["labels"]["lr"]) == float(lr)]
         wins = [r for r in mine if r["status"] == Status.SUCCEEDED]
         scores.append({"lr": float(lr), "runs": len(mine), "succeeded": len(wins),
-                       "mean_error": float(np.mean([_error(r) for r in mine])) if mine else 1.0,
+                       "mean_error": float(np.mean([final_error(r) for r in mine])) if mine else 1.0,
                        "median_updates": float(np.median([r["metrics"]["updates"] for r in wins])) if wins
                        else math.inf})
     best = min(range(len(scores)), key=lambda i: (-scores[i]["succeeded"], scores[i]["mean_error"],

@@ -56,10 +56,11 @@ def _cell_stats(runs: list[dict], seconds: dict[int, float]) -> dict:
     return {"runs": len(runs), "succeeded": len(wins),
             "median_updates": float(np.median([r["metrics"]["updates"] for r in wins])) if wins else None,
             "median_seconds": float(np.median([seconds.get(r["id"], math.nan) for r in wins])) if wins else None,
-            "mean_error": float(np.mean([_err(r) for r in runs])) if runs else None}
+            "mean_error": float(np.mean([final_error(r) for r in runs])) if runs else None}
 
 
-def _err(r: dict) -> float:
+def final_error(r: dict) -> float:
+    """A run's final error; a run with none (diverged) counts as wrong everywhere."""
     e = r["metrics"].get("error")
     return float(e) if r["status"] != Status.DIVERGED and e is not None and math.isfinite(e) else 1.0
 
