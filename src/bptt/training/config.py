@@ -270,6 +270,9 @@ class TrainConfig:
             raise ValueError("optimizer 'hf' runs its own passes: use kernel 'exact'")
         if any(v != 0 for v in self.values("l1") + self.values("l2")):
             raise ValueError("the L1/L2 penalties on W_rec (l1, l2) run with the paper's SGD only, not with 'hf'")
+        if self.structural_damping and self.model != "elman":
+            raise ValueError(f"structural_damping (μ) needs the hidden pre-activations, which only the elman "
+                             f"model gives the optimizer; with model {self.model!r} leave it unset or 0")
         if self.curvature_batch is not None and self.curvature_batch > self.update_batch:
             raise ValueError(f"curvature_batch ({self.curvature_batch}) must not exceed gradient_batch "
                              f"({self.update_batch}): the curvature products use a part of the gradient batch")
