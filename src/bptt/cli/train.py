@@ -116,7 +116,8 @@ def train(**o) -> None:
         hi = o["length"] or o["max_length"] or lo
         config = TrainConfig(
             task=o["task"], min_length=lo, max_length=hi, hidden=o["hidden"], init=o["init"],
-            unit=o["unit"], method=o["method"] or _default_method(o["optimizer"]), lr=o["lr"], threshold=o["threshold"], clip=o["clip"],
+            unit=o["unit"], method=o["method"] or _default_method(o["optimizer"]), lr=o["lr"],
+            threshold=o["threshold"], clip=o["clip"],
             alpha=o["alpha"], alpha_schedule=o["alpha_schedule"], omega=o["omega"],
             batch_size=o["batch_size"], max_updates=o["max_updates"], eval_every=o["eval_every"],
             eval_sequences=o["eval_sequences"], success_error=o["success_error"], strict=o["strict"],
