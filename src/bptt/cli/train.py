@@ -51,9 +51,9 @@ def tasks_cmd() -> None:
               help="Initialization of the weights (§4.1).")
 @click.option("--unit", type=click.Choice(UNITS),
               help="Recurrent unit (default: the one the init was made for).")
-@click.option("--method", default=Method.MSGD_CR.value, show_default=True,
-              type=click.Choice([m.value for m in Method]),
-              help="SGD; with clipping; with clipping and Ω.")
+@click.option("--method", type=click.Choice([m.value for m in Method]),
+              help="SGD; with clipping; with clipping and Ω. Default: msgd-cr (msgd with --optimizer hf, "
+                   "which neither clips nor adds Ω).")
 @click.option("--hidden", default=50, show_default=True, type=click.IntRange(min=1), help="Hidden units H.")
 @click.option("--lr", default=0.01, show_default=True, type=float, help="Learning rate.")
 @click.option("--threshold", default=1.0, show_default=True, type=float, help="Clipping threshold (> 0).")
@@ -116,7 +116,8 @@ def train(**o) -> None:
         hi = o["length"] or o["max_length"] or lo
         config = TrainConfig(
             task=o["task"], min_length=lo, max_length=hi, hidden=o["hidden"], init=o["init"],
-            unit=o["unit"], method=o["method"], lr=o["lr"], threshold=o["threshold"], clip=o["clip"],
+            unit=o["unit"], method=o["method"] or _default_method(o["optimizer"]), lr=o["lr"],
+            threshold=o["threshold"], clip=o["clip"],
             alpha=o["alpha"], alpha_schedule=o["alpha_schedule"], omega=o["omega"],
             batch_size=o["batch_size"], max_updates=o["max_updates"], eval_every=o["eval_every"],
             eval_sequences=o["eval_sequences"], success_error=o["success_error"], strict=o["strict"],
@@ -137,7 +138,6 @@ def train(**o) -> None:
         click.echo(f"\nstopped at update {trainer.update}; "
                    + ("checkpoint saved. " if saved else "no checkpoint was saved yet (it restarts from scratch). ")
                    + f"Resume with: bptt train --resume {ids[0] if ids else trainer.run_ids[0]}"
-                   f"Resume with: bptt train --resume {ids[0] if ids else trainer.run_ids[0]}"
                    + (f" --store {o['store_path']}" if o["store_path"] else ""), err=True)
         sys.exit(130)
     click.echo(f"{result.updates} updates in {result.seconds:.1f} s")
@@ -145,6 +145,26 @@ def train(**o) -> None:
     for m in result.members:
         click.echo(f"{m.run_id or '-':>5}  {m.seed:>4}  {m.status:<10}  {m.updates:>8}  {m.error:>7.4f}  "
                    f"{m.clipped_fraction:>7.3f}  {m.nonfinite}")
+    if trainer.config.optimizer == "hf":
+        _hf_totals(store, result.members)
+
+
+def _hf_totals(store, members) -> None:
+    """Hessian-free's cost per run: iterations, CG iterations, gradients, curvature products, seconds."""
+    click.echo(f"\n{'run':>5}  {'HF iters':>8}  {'accepted':>8}  {'CG iters':>8}  {'gradients':>9}  "
+               f"{'GN products':>11}  seconds")
+    for m in members:
+        if m.run_id is None:
+            continue
+        t = store.get_run(m.run_id)["metrics"]
+        click.echo(f"{m.run_id:>5}  {t.get('hf_iterations', 0):>8.0f}  {t.get('hf_accepted', 0):>8.0f}  "
+                   f"{t.get('hf_cg_iterations', 0):>8.0f}  {t.get('hf_gradient_evaluations', 0):>9.0f}  "
+                   f"{t.get('hf_curvature_products', 0):>11.0f}  {t.get('hf_wall_time', 0):.2f}")
+
+
+def _default_method(optimizer: str) -> str:
+    """``--method``'s default: the paper's MSGD-CR, or plain msgd for Hessian-free."""
+    return Method.MSGD.value if optimizer == "hf" else Method.MSGD_CR.value
 
 
 def _resumed(store, run_id: int, progress: bool):

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Callable
 
@@ -67,6 +68,13 @@ class HFRecord:
         step_size: the line search's factor α (0 when rejected).
         accepted: whether θ changed.
         nonfinite: whether a non-finite number stopped this member's step.
+        grad_norm: ‖∇f(θ)‖ on the gradient batch (NaN when the loss or the gradient
+            was not finite).
+        gradient_evaluations: gradients this member's step computed: the gradient,
+            plus the per-sequence gradients of the preconditioner when it is on.
+        curvature_products: Gauss–Newton products this member's step needed: one per
+            CG iteration, one for the residual of a warm start, one for q(p) of ρ
+            (0 when a non-finite loss or gradient stopped the step before CG).
         wall_time: seconds the whole step took (all members together).
     """
 
@@ -81,6 +89,9 @@ class HFRecord:
     step_size: torch.Tensor
     accepted: torch.Tensor
     nonfinite: torch.Tensor
+    grad_norm: torch.Tensor
+    gradient_evaluations: torch.Tensor
+    curvature_products: torch.Tensor
     wall_time: float
 
 
@@ -168,11 +179,16 @@ class HessianFree:
             damping).
         hidden_unit: the hidden nonlinearity of ``states_fn`` (``"tanh"``,
             ``"sigmoid"``, ``"relu"``, ``"linear"``); default ``model.unit``.
+        frozen: names of parameters that do not learn (they stay as they are and
+            take no part in the curvature, the preconditioner or the step); default
+            the model's ``FIXED`` names (an echo-state network's reservoir), else none.
+            A model with frozen parameters takes the general path.
 
     Raises:
         ValueError: on a negative or non-finite damping or μ, a non-positive batch
             size or CG cap, factors outside their ranges, an unknown output kind, or
-            structural damping without hidden states.
+            structural damping without hidden states, or frozen names the model does
+            not have.
     """
 
     def __init__(self, model: torch.nn.Module, *, damping: float | torch.Tensor = 1.0,
@@ -182,15 +198,21 @@ class HessianFree:
                  preconditioner_exponent: float = 0.75, line_search: bool = True,
                  line_search_factor: float = 0.8, armijo: float = 1e-2, line_search_max: int = 20,
                  output: str | None = None, states_fn: Callable | None = None,
-                 hidden_unit: str | None = None) -> None:
+                 hidden_unit: str | None = None, frozen: Sequence[str] | None = None) -> None:
         if not isinstance(model, torch.nn.Module):
             raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
         self.model = model
         self._elman = False            # the fast path: hand-derived products, the exact engine's gradient
         self._plain_module = False     # the model function is model(x) itself (no hidden states)
-        params = {k: p for k, p in model.named_parameters()}
+        names = [k for k, _ in model.named_parameters()]
+        self.frozen = tuple(getattr(model, "FIXED", ())) if frozen is None else tuple(frozen)
+        unknown = sorted(set(self.frozen) - set(names))
+        if unknown:
+            raise ValueError(f"frozen names {unknown} are not parameters of the model; its parameters: "
+                             f"{', '.join(names)}")
+        params = self._theta()
         if not params:
-            raise ValueError("the model has no parameters")
+            raise ValueError("the model has no parameters that learn" if names else "the model has no parameters")
         E = next(iter(params.values())).shape[0] if next(iter(params.values())).dim() else 0
         for k, p in params.items():
             if p.dim() == 0 or p.shape[0] != E:
@@ -206,8 +228,8 @@ class HessianFree:
             if self.hidden_unit not in UNITS:
                 raise ValueError(f"hidden_unit must be one of {', '.join(UNITS)} with states_fn, "
                                  f"got {self.hidden_unit!r}")
-            self._fn = states_fn
-        elif type(model) is ElmanRNN:                  # exactly eq. 2: the fast path
+            self._fn = states_fn if not self.frozen else self._with_frozen(states_fn)
+        elif type(model) is ElmanRNN and not self.frozen:     # exactly eq. 2: the fast path
             self._fn = elman_function(self.hidden_unit, self.output)
             self._elman = True
         else:
@@ -237,7 +259,7 @@ class HessianFree:
         self.line_search_factor = _fraction("line_search_factor", line_search_factor, 0.0, 1.0)
         self.armijo = _fraction("armijo", armijo, 0.0, 1.0)
         self.line_search_max = _count("line_search_max", line_search_max)
-        self.layout = Layout({k: p.detach() for k, p in params.items()})
+        self.layout = Layout(params)
         ref = next(iter(params.values()))
         self.damping = self._per_member("damping", damping, ref)
         self.previous = torch.zeros(E, self.layout.size, dtype=ref.dtype, device=ref.device)
@@ -255,7 +277,15 @@ class HessianFree:
         return t.reshape(-1).expand(self.ensemble).to(dtype=ref.dtype, device=ref.device).clone()
 
     def _theta(self) -> dict[str, torch.Tensor]:
-        return {k: p.detach() for k, p in self.model.named_parameters()}
+        """θ: the parameters that learn, by name (detached)."""
+        return {k: p.detach() for k, p in self.model.named_parameters() if k not in self.frozen}
+
+    def _with_frozen(self, fn: Callable) -> Callable:
+        """``fn`` given the frozen parameters beside θ (read from the model at each call)."""
+        def run(params: dict, x: torch.Tensor):
+            fixed = {k: p.detach() for k, p in self.model.named_parameters() if k in self.frozen}
+            return fn({**fixed, **params}, x)
+        return run
 
     def _loss(self, params: dict, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """f per member ``[E]``: the mean over the batch of the per-sequence losses."""
@@ -357,6 +387,8 @@ class HessianFree:
         loss0, g = self._gradient(theta, x, y)
         ok = torch.isfinite(loss0) & torch.isfinite(g).all(1)
         g = torch.where(ok[:, None], g, torch.zeros_like(g))
+        grad_norm = torch.where(ok, g.norm(dim=1), torch.full_like(loss0, math.nan))
+        started = ok.clone()                          # the members that run CG
 
         # 2. the preconditioner
         M = None
@@ -371,6 +403,7 @@ class HessianFree:
         curvature = (ElmanGaussNewton(theta, xc, self.output, self.hidden_unit, structural) if self._elman
                      else GaussNewton(self._fn, theta, xc, self.output, self.hidden_unit, structural))
         x0 = torch.where(ok[:, None], self.cg_decay * self.previous, torch.zeros_like(self.previous))
+        warm = x0.ne(0).any(1)                        # its residual costs one product
         result = cg.conjugate_gradient(lambda v: curvature.damped(v, lam, self.structural_damping), g, x0,
                                        preconditioner=M, max_iters=self.cg_max_iters,
                                        tolerance=self.cg_tolerance, save_factor=self.cg_save_factor,
@@ -413,17 +446,21 @@ class HessianFree:
         with torch.no_grad():
             delta = self.layout.tree(torch.where(accepted[:, None], alpha[:, None] * p, torch.zeros_like(p)))
             for k, param in self.model.named_parameters():
-                param.add_(delta[k])
+                if k in delta:
+                    param.add_(delta[k])
         self.previous = torch.where(nonfinite[:, None] | ~torch.isfinite(result.x), torch.zeros_like(result.x),
                                     result.x).detach()
         self.damping = new_lam
         self.nonfinite_count += nonfinite.cpu().long()
         self.steps += 1
         cpu = lambda t: t.detach().cpu()  # noqa: E731
+        products = torch.where(started, result.iterations + warm.long() + 1, torch.zeros_like(result.iterations))
         return HFRecord(loss_before=cpu(loss0), loss_after=cpu(f_new), rho=cpu(rho), damping=cpu(lam),
                         next_damping=cpu(new_lam), cg_iterations=cpu(result.iterations), cg_chosen=cpu(chosen),
                         cg_reason=cpu(result.reason), step_size=cpu(alpha), accepted=cpu(accepted),
-                        nonfinite=cpu(nonfinite), wall_time=time.perf_counter() - start)
+                        nonfinite=cpu(nonfinite), grad_norm=cpu(grad_norm),
+                        gradient_evaluations=torch.full((self.ensemble,), 1 + int(self.preconditioner)),
+                        curvature_products=cpu(products), wall_time=time.perf_counter() - start)
 
     def select(self, keep: list[int], model: torch.nn.Module) -> None:
         """Keep only the members at positions ``keep``, now held by ``model``.
@@ -448,7 +485,7 @@ class HessianFree:
         self.ensemble = E
         if self._plain_module:
             self._fn = module_function(model)
-        self.layout = Layout({k: p.detach() for k, p in model.named_parameters()})
+        self.layout = Layout(self._theta())
         self.damping, self.previous = damping.clone(), previous.clone()
         self.nonfinite_count, self.steps = count.clone(), steps
 

@@ -6,7 +6,9 @@
 * :func:`build_rule`: the update rule of ``config.optimizer`` behind ``config.clip``
   (:func:`bptt.optim.make_rule`): the paper's :class:`bptt.optim.PaperSGD` for
   ``sgd`` with ``norm``/``elementwise``/``none``, a :class:`bptt.optim.ClippedRule`
-  otherwise. The method of each member decides whether it clips.
+  otherwise. The method of each member decides whether it clips. ``optimizer="hf"``
+  builds :class:`bptt.optim.HFRule` (Hessian-free optimization, which the loop hands
+  batches instead of gradients) with ``config.hf_options()``.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import torch
 from bptt.methods import Method
 from bptt.models import MODELS, ElmanRNN
 from bptt.models.init import INITS
-from bptt.optim import guarded, make_rule
+from bptt.optim import HFRule, guarded, make_rule
 
 #: The initialization the configuration's ``init`` defaults to (the paper's).
 DEFAULT_INIT = "smart_tanh"
@@ -83,6 +85,8 @@ def build_model(config, task, *, seeds=None, device=None):
 
 def build_rule(config, model):
     """The update rule of ``config`` for ``model`` (see the module docstring)."""
+    if config.optimizer == "hf":
+        return HFRule(model, **config.hf_options())
     methods = [Method.parse(m) for m in config.values("method")]
     return make_rule(config.optimizer, config.clip, lr=config.values("lr"), threshold=config.values("threshold"),
                      clip_members=[m.clips for m in methods], guard=[guarded(config.guard, m.clips) for m in methods], momentum=_listed_or_none(config, "momentum"),

@@ -18,7 +18,8 @@ from bptt.omega import OMEGA_VARIANTS
 from bptt.optim.sgd import GUARDS
 from bptt.validation import NONE, Check, Interval, Options, PerMember, check_params
 from bptt.models import MODELS
-from bptt.optim import CLIPS, OPTIMIZERS
+from bptt.optim import CLIPS, UPDATE_RULES
+from bptt.optim.hf_rule import DEFAULT_GRADIENT_BATCH, default_curvature_batch
 from bptt.training.build import ALL_INITS
 
 METHODS = tuple(m.value for m in Method)
@@ -82,7 +83,7 @@ CONSTRAINTS["clip"] = [Options(CLIPS)]
 CONSTRAINTS.update({
     "model": [Options(list(MODELS))],
     "model_options": [Check(lambda v: isinstance(v, dict), "a dict of the model's options")],
-    "optimizer": [Options(list(OPTIMIZERS))],
+    "optimizer": [Options(list(UPDATE_RULES))],
     "momentum": [NONE, _UNIT_OPEN],
     "betas": [NONE, Check(lambda v: isinstance(v, (list, tuple)) and len(v) == 2 and all(
         _UNIT_OPEN.holds(b) for b in v), "a pair (beta1, beta2) of finite numbers in [0, 1)")],
@@ -93,6 +94,25 @@ CONSTRAINTS.update({
 })
 LABELS.update({"momentum": "momentum", "betas": "betas", "eps": "eps", "weight_decay": "weight_decay",
                "smoothing": "smoothing (RMSprop's decay of the squared gradients)"})
+
+# -- Hessian-free optimization (optimizer "hf", see bptt.optim.HFRule and docs/hf.md) -----------
+#: The settings of optimizer ``"hf"`` (``None``: the default of docs/hf.md).
+HF_FIELDS = ("damping", "structural_damping", "cg_max_iters", "cg_decay", "cg_tolerance", "gradient_batch",
+             "curvature_batch")
+CONSTRAINTS.update({
+    "damping": [NONE, Interval(0, None)],
+    "structural_damping": [NONE, Interval(0, None)],
+    "cg_max_iters": [NONE, _POSITIVE_INT],
+    "cg_decay": [NONE, Interval(0, 1)],
+    "cg_tolerance": [NONE, Interval(0, None, closed="neither")],
+    "gradient_batch": [NONE, _POSITIVE_INT],
+    "curvature_batch": [NONE, _POSITIVE_INT],
+})
+LABELS.update({"damping": "damping (HF's initial λ)", "structural_damping": "structural_damping (HF's μ)",
+               "cg_max_iters": "cg_max_iters (HF's CG cap)", "cg_decay": "cg_decay (HF's CG warm-start decay)",
+               "cg_tolerance": "cg_tolerance (HF's CG stopping ε)",
+               "gradient_batch": "gradient_batch (HF's sequences per iteration)",
+               "curvature_batch": "curvature_batch (HF's sequences of the curvature products)"})
 
 
 @dataclass
@@ -119,6 +139,15 @@ class TrainConfig:
     ``method``, ``lr``, ``threshold`` and ``alpha`` may each also be a list with one
     entry per seed: runs that differ only in these then train in one ensemble, each
     member with its own values (``member(seed)`` gives each run's scalar settings).
+
+    ``optimizer="hf"`` trains by Hessian-free optimization with structural damping
+    (:class:`bptt.optim.HFRule`; ``docs/hf.md``): each update is one HF iteration on
+    ``gradient_batch`` fresh sequences per member (default 1000; ``batch_size`` is the
+    other optimizers' and stays unset), its curvature products on the first
+    ``curvature_batch`` of them (default a tenth), with ``damping`` (λ₀),
+    ``structural_damping`` (μ), ``cg_max_iters``, ``cg_decay`` and ``cg_tolerance``
+    (``None``: the defaults of docs/hf.md). HF neither clips nor adds Ω (``method``
+    must be ``msgd``) and takes no ``lr``-based settings of the other optimizers.
 
     ``l1`` and ``l2`` weigh the L1 and L2 penalties on W_rec (§3.3's rival remedies,
     :mod:`bptt.optim.penalties`; 0: none), each a float or one per seed.
@@ -175,6 +204,14 @@ class TrainConfig:
     weight_decay: float | None = None
     smoothing: float | None = None
     clip_options: dict = field(default_factory=dict)
+    # -- Hessian-free optimization (optimizer "hf") ---------------------------------------------
+    damping: float | None = None
+    structural_damping: float | None = None
+    cg_max_iters: int | None = None
+    cg_decay: float | None = None
+    cg_tolerance: float | None = None
+    gradient_batch: int | None = None
+    curvature_batch: int | None = None
 
     def validate(self) -> "TrainConfig":
         """Check every field (see :data:`CONSTRAINTS`) and how they fit together; raise
@@ -211,8 +248,50 @@ class TrainConfig:
             if big:
                 raise ValueError(f"kernel='persistent' holds at most {MAX_BLOCK} hidden units, inputs and outputs; "
                                  f"got {big}: use kernel='exact'")
+        self._check_hf()
         self._check_model_and_rule(task)
         return self
+
+    def _check_hf(self) -> None:
+        """The settings of optimizer ``"hf"`` go with it, and only with it."""
+        given = [n for n in HF_FIELDS if getattr(self, n) is not None]
+        if self.optimizer != "hf":
+            if given:
+                raise ValueError(f"{', '.join(given)}: settings of optimizer 'hf' (Hessian-free), not of "
+                                 f"{self.optimizer!r}")
+            return
+        clipping = sorted({m for m in self.values("method") if Method(m) is not Method.MSGD})
+        if clipping:
+            raise ValueError(f"optimizer 'hf' neither clips nor adds Ω: use method msgd, not {', '.join(clipping)}")
+        if self.batch_size != BATCH_SIZE_DEFAULT:
+            raise ValueError("optimizer 'hf' draws gradient_batch sequences per update: set gradient_batch, "
+                             "and leave batch_size (the other optimizers' minibatch) at its default")
+        if self.kernel != "exact":
+            raise ValueError("optimizer 'hf' runs its own passes: use kernel 'exact'")
+        if any(v != 0 for v in self.values("l1") + self.values("l2")):
+            raise ValueError("the L1/L2 penalties on W_rec (l1, l2) run with the paper's SGD only, not with 'hf'")
+        if self.structural_damping and self.model != "elman":
+            raise ValueError(f"structural_damping (μ) needs the hidden pre-activations, which only the elman "
+                             f"model gives the optimizer; with model {self.model!r} leave it unset or 0")
+        if self.curvature_batch is not None and self.curvature_batch > self.update_batch:
+            raise ValueError(f"curvature_batch ({self.curvature_batch}) must not exceed gradient_batch "
+                             f"({self.update_batch}): the curvature products use a part of the gradient batch")
+
+    @property
+    def update_batch(self) -> int:
+        """Sequences drawn per member for each update: ``gradient_batch`` (default 1000)
+        with optimizer ``"hf"``, ``batch_size`` otherwise."""
+        if self.optimizer == "hf":
+            return DEFAULT_GRADIENT_BATCH if self.gradient_batch is None else int(self.gradient_batch)
+        return self.batch_size
+
+    def hf_options(self) -> dict:
+        """The keyword arguments of :class:`bptt.optim.HFRule` (unset ones left out)."""
+        out = {n: getattr(self, n) for n in ("damping", "structural_damping", "cg_max_iters", "cg_decay",
+                                             "cg_tolerance") if getattr(self, n) is not None}
+        out["curvature_batch"] = (default_curvature_batch(self.update_batch) if self.curvature_batch is None
+                                  else int(self.curvature_batch))
+        return out
 
     def _check_model_and_rule(self, task) -> None:
         """The model, the update rule and the clipper fit together (built once, on the CPU)."""
@@ -224,11 +303,18 @@ class TrainConfig:
                              f"with model {self.model!r} choose method msgd-c or msgd (or alpha 0). Ω for any "
                              f"torch module: bptt.omega.Omega")
         model_kwargs(self, task.output)                 # names: the model, its init, unit and options
+        trial = None
         if self.hidden <= TRIAL_HIDDEN and not self.mixed_networks:   # their values: one member drawn on the CPU
             try:
-                build_model(dataclasses.replace(self, device="cpu"), task, seeds=self.seeds[:1], device="cpu")
+                trial = build_model(dataclasses.replace(self, device="cpu"), task, seeds=self.seeds[:1], device="cpu")
             except TypeError as exc:
                 raise ValueError(f"model {self.model!r} with model_options {self.model_options}: {exc}") from None
+        if self.optimizer == "hf":                      # its settings against the model (μ needs states)
+            if trial is not None:
+                from bptt.optim import HFRule
+
+                HFRule(trial, **self.hf_options())
+            return
         build_rule(self, SimpleNamespace(recurrent_names=(), dtype=torch.float32, device="cpu"))
 
     def member(self, seed: int) -> dict:
@@ -295,7 +381,9 @@ class TrainConfig:
 ANY_MODEL_DEFAULTS = {f.name: (f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default)
                       for f in dataclasses.fields(TrainConfig)
                       if f.name in ("model", "model_options", "optimizer", "momentum", "betas", "eps",
-                                    "weight_decay", "smoothing", "clip_options")}
+                                    "weight_decay", "smoothing", "clip_options") + HF_FIELDS}
+#: The default of ``batch_size`` (optimizer ``"hf"`` draws ``gradient_batch`` instead).
+BATCH_SIZE_DEFAULT = next(f.default for f in dataclasses.fields(TrainConfig) if f.name == "batch_size")
 
 
 @dataclass

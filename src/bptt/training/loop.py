@@ -10,6 +10,14 @@ ends, retirements). The loop owns what every problem shares:
   paper's methods :class:`bptt.optim.PaperSGD`: non-finite guard → clipping → SGD). The
   per-update records stay on the device until a block of ``record_every`` updates is
   written to the store (:meth:`TrainingLoop.flush`): no host sync per update;
+* a rule that needs the batch itself rather than a gradient (Hessian-free
+  optimization, :class:`bptt.optim.HFRule`) says so with ``takes_batches = True``: the
+  update is then ``rule.step(model, batch)``, which evaluates the loss itself and
+  returns a :class:`bptt.optim.hf_rule.BatchStep`, and members retire with
+  ``rule.select(keep, model)``. Such a rule's ``RECORDS`` are written as curves with
+  one point per update, and its ``TOTALS`` are summed into each member's
+  :attr:`Member.totals` (its run's metrics). Everything else (records, retirement,
+  checkpoints, interrupts) is the same update for every rule;
 * per-member bookkeeping (:class:`Member`: run id, status, updates, clipped and
   non-finite counts), retirement of finished members (:meth:`TrainingLoop.retire`) with
   a checkpoint of each finished network;
@@ -35,7 +43,7 @@ import contextlib
 import signal
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
@@ -76,13 +84,15 @@ class Batch:
 
 @dataclass
 class Member:
-    """What the loop keeps about one member (one run)."""
+    """What the loop keeps about one member (one run); ``totals``: the sums of the
+    update rule's ``TOTALS`` (empty for the gradient rules)."""
 
     run_id: int | None = None
     status: str = Status.RUNNING.value
     updates: int = 0
     clipped: int = 0
     nonfinite: int = 0
+    totals: dict = field(default_factory=dict)
 
     def state(self) -> dict:
         return asdict(self)
@@ -151,7 +161,8 @@ class TrainingLoop:
         rule: the update rule, e.g. :class:`bptt.optim.PaperSGD`: ``step(params, grads,
             norm) -> (bad [E], clipped [E])`` updating ``params`` in place,
             ``select(keep, params)`` (members left, and their parameters),
-            ``state_dict()`` and ``load_state_dict()`` (plain types and tensors only).
+            ``state_dict()`` and ``load_state_dict()`` (plain types and tensors only);
+            or a rule with ``takes_batches = True`` (see the module docstring).
         alpha: Ω's weight schedule of each member (α_t for update t).
         omega: Ω's form, ``"squared"`` or ``"plain"``.
         omega_when_unweighted: compute (and record) Ω even when no member weighs it.
@@ -200,6 +211,7 @@ class TrainingLoop:
         self.diverging: list[tuple[int, int]] = []   # (member, update) read from flushed blocks
         self.consistent = True
         self.pass_options: dict = {}
+        self.takes_batches = bool(getattr(rule, "takes_batches", False))
 
     # -- one update --------------------------------------------------------------------------
     def _alpha_values(self, t: int) -> list[float]:
@@ -214,7 +226,10 @@ class TrainingLoop:
         return self._alpha_cache[1]
 
     def step(self, batch: Batch):
-        """One update of every active member on ``batch``; returns the model's pass."""
+        """One update of every active member on ``batch``; returns the model's pass (or,
+        for a rule that takes batches, its :class:`bptt.optim.hf_rule.BatchStep`)."""
+        if self.takes_batches:
+            return self._batch_step(batch)
         t = self.update + 1
         values = self._alpha_values(t if self.alpha_clock is None else self.alpha_clock(t))
         alpha = self._alpha_tensor(values)
@@ -247,25 +262,44 @@ class TrainingLoop:
         self._counts.append(float(batch.count))
         return out
 
+    def _batch_step(self, batch: Batch):
+        """The update of a rule that takes batches: it evaluates the loss itself and never
+        writes a non-finite step (no clipping, no Ω, no divergence)."""
+        res = self.rule.step(self.model, batch)
+        dev = self.model.device                        # the loop's records live on the device
+        none = torch.zeros_like(res.nonfinite, device=dev)
+        zero = torch.zeros_like(res.loss, device=dev)
+        self.update += 1
+        for m in self.active:
+            self.members[m].updates += 1
+        self._block.append({"loss": res.loss.detach().to(dev), "grad_norm": res.grad_norm.detach().to(dev),
+                            "clipped": none, "omega": zero, "omega_fraction": zero,
+                            "nonfinite": res.nonfinite.to(dev), "diverged": none, **res.values})
+        self._counts.append(float(batch.count))
+        return res
+
     # -- records ------------------------------------------------------------------------------
     def _take_block(self) -> tuple[dict[str, np.ndarray], list[float]]:
         rows, counts = self._block, self._counts
         self._block, self._counts = [], []
-        return {k: torch.stack([r[k] for r in rows]).to("cpu", torch.float64).numpy() for k in RECORDS}, counts
+        return {k: torch.stack([r[k] for r in rows]).to("cpu", torch.float64).numpy() for k in rows[0]}, counts
 
     def _count(self, block: dict[str, np.ndarray], first: int) -> None:
         known = {m for m, _ in self.diverging}
+        totals = getattr(self.rule, "TOTALS", ())
         for j, m in enumerate(self.active):
             self.members[m].clipped += int(np.sum(block["clipped"][:, j]))
             self.members[m].nonfinite += int(np.sum(block["nonfinite"][:, j]))
+            for name in totals:
+                self.members[m].totals[name] = self.members[m].totals.get(name, 0.0) + float(np.sum(block[name][:, j]))
             hit = np.flatnonzero(block["diverged"][:, j])
             if hit.size and m not in known:
                 self.diverging.append((m, first + int(hit[0])))
 
     def flush(self, schedule: Schedule | None = None) -> None:
         """Write the block of records (means per block; the norm's max and mean; the
-        sum of non-finite updates, each also an event) to the store, and count clipped
-        and refused updates."""
+        sum of non-finite updates, each also an event; a batch rule's ``RECORDS`` one
+        point per update) to the store, and count clipped and refused updates."""
         if not self._block:
             return
         n = len(self._block)
@@ -278,6 +312,8 @@ class TrainingLoop:
             norm_max = np.max(block["grad_norm"], axis=0)
             means = {k: np.mean(block[k], axis=0) for k in ("grad_norm", "clipped", "omega", "omega_fraction")}
             bad_sum = np.sum(block["nonfinite"], axis=0)
+            per_update = [k for k in getattr(self.rule, "RECORDS", ()) if k in block]
+            detail = getattr(self.rule, "NONFINITE_EVENT", None)
             for j, m in enumerate(self.active):
                 rid = self.members[m].run_id
                 self.store.log_curve(rid, [{
@@ -285,8 +321,11 @@ class TrainingLoop:
                     "grad_norm_mean": float(means["grad_norm"][j]), "clipped": float(means["clipped"][j]),
                     "omega": float(means["omega"][j]), "omega_fraction": float(means["omega_fraction"][j]),
                     "nonfinite": float(bad_sum[j])}])
+                if per_update:
+                    self.store.log_curve(rid, [{"step": first + i, **{k: float(block[k][i, j]) for k in per_update}}
+                                               for i in range(n)])
                 for i in np.flatnonzero(block["nonfinite"][:, j]).tolist():
-                    self.store.log_event(rid, first + i, "nonfinite",
+                    self.store.log_event(rid, first + i, "nonfinite", detail or
                                          f"gradient norm {float(block['grad_norm'][i, j]):.3g}: "
                                          f"update skipped, W_rec shrunk")
         if schedule is not None:
@@ -340,7 +379,7 @@ class TrainingLoop:
         self.active = [self.active[j] for j in keep]
         if keep:
             self.model = self.model.select(keep)
-            self.rule.select(keep, self.model.params)
+            self.rule.select(keep, self.model if self.takes_batches else self.model.params)
 
     def drop(self, members: Sequence[int]) -> None:
         """Stop training ``members`` (member indices) without recording anything: their
@@ -355,7 +394,7 @@ class TrainingLoop:
     def loop_state(self) -> dict:
         """The loop's part of a checkpoint, with the records of the block in progress (so
         that the curves do not depend on where checkpoints or interrupts fall)."""
-        block = {k: torch.stack([r[k] for r in self._block]).cpu() for k in RECORDS} if self._block else {}
+        block = {k: torch.stack([r[k] for r in self._block]).cpu() for k in self._block[0]} if self._block else {}
         return {"update": self.update, "active": list(self.active), "members": [m.state() for m in self.members],
                 "block": block, "block_counts": list(self._counts),
                 "diverging": [list(d) for d in self.diverging]}
@@ -365,14 +404,16 @@ class TrainingLoop:
         self.active = [int(m) for m in state["active"]]
         self.members = [Member(run_id=d.get("run_id"), status=str(d.get("status", Status.RUNNING.value)),
                                updates=int(d.get("updates", 0)), clipped=int(d.get("clipped", 0)),
-                               nonfinite=int(d.get("nonfinite", 0))) for d in state["members"]]
+                               nonfinite=int(d.get("nonfinite", 0)),
+                               totals={str(k): float(v) for k, v in (d.get("totals") or {}).items()})
+                        for d in state["members"]]
         self.diverging = [(int(m), int(u)) for m, u in state.get("diverging", [])]
         block = state.get("block") or {}
         n = len(next(iter(block.values()))) if block else 0
         dev = self.model.device
         if n and "diverged" not in block:           # checkpoints written before the flag existed
             block = {**block, "diverged": torch.zeros_like(block["nonfinite"])}
-        self._block = [{k: block[k][i].to(dev) for k in RECORDS} for i in range(n)]
+        self._block = [{k: v[i].to(dev) if k in RECORDS else v[i] for k, v in block.items()} for i in range(n)]
         self._counts = [float(c) for c in state.get("block_counts", [1.0] * n)]
 
     def checkpoint(self, schedule: Schedule) -> dict:

@@ -135,8 +135,8 @@ class Trainer(Schedule):
 
     def next_batch(self, loop: TrainingLoop) -> Batch:
         if self.source is not None:
-            return self.source.batch(loop.active, self.config.batch_size)
-        E, B = len(loop.active), self.config.batch_size
+            return self.source.batch(loop.active, self.config.update_batch)
+        E, B = len(loop.active), self.config.update_batch            # batch_size, or HF's gradient batch
         dev = loop.model.device
         x, y = self.task.sample(E * B, self._length())                # on the host
         x = x.view(x.shape[0], E, B, -1)                                  # [T,E,B,I]
@@ -239,7 +239,7 @@ class Trainer(Schedule):
     def metrics(self, loop: TrainingLoop, m: int) -> dict:
         mem = loop.members[m]
         return {"updates": mem.updates, "error": self.errors[m], "nonfinite": mem.nonfinite,
-                "clipped_fraction": mem.clipped / max(mem.updates, 1)}
+                "clipped_fraction": mem.clipped / max(mem.updates, 1), **mem.totals}
 
     def finish(self, loop: TrainingLoop) -> None:
         """The final evaluation of the members still training, on ``eval_sequences``."""
