@@ -14,7 +14,7 @@ from bptt.experiments.remedies import LONG_LENGTHS, PROBLEMS, Remedies, choose_l
 from bptt.experiments.remedy_rows import ROWS, Remedy
 from bptt.experiments.reproduce import reproduce
 from bptt.experiments.sweep import execute
-from bptt.optim import OPTIMIZERS
+from bptt.optim import UPDATE_RULES
 from bptt.store import OUTCOME_STATUSES, Status, Store
 
 
@@ -59,7 +59,8 @@ def test_the_plan_goes_search_then_main_at_the_chosen_rates_then_long_lengths_fo
     search = exp.specs(b, [])
     assert {s.labels["stage"] for s in search} == {"search"}
     assert len(search) == sum(len(r.lr) for r in rows) * b.search_seeds
-    assert {(s.train["min_length"], s.train["max_updates"]) for s in search} == {(50, b.search_updates)}
+    assert {(s.train["min_length"], s.train["max_updates"]) for s in search} \
+        == {(50, r.cap(b.name, b.search_updates)) for r in rows}
     # half the search settled: still the search only
     assert len(exp.specs(b, _settle(search[: len(search) // 2]))) == len(search)
     # the search settled, with one candidate per row solving: the main stage trains at that rate
@@ -70,7 +71,9 @@ def test_the_plan_goes_search_then_main_at_the_chosen_rates_then_long_lengths_fo
     cells = {(p, L) for p, (_, _, lengths) in PROBLEMS.items() for L in lengths}
     assert len(main) == len(rows) * len(cells) * b.seeds
     assert {(s.labels["problem"], s.labels["length"]) for s in main} == cells
-    assert all(s.train["lr"] == pick[s.labels["row"]] and s.train["max_updates"] == b.max_updates for s in main)
+    by_name = {r.name: r for r in rows}
+    assert all(s.train["lr"] == pick[s.labels["row"]]
+               and s.train["max_updates"] == by_name[s.labels["row"]].cap(b.name, b.max_updates) for s in main)
     assert {s.train["seed"] for s in main} == set(range(b.seeds))
     # the main stage settled, one row solving temporal order at 250: only it goes on to 500 and 1000
     solver = rows[3].name
@@ -107,8 +110,10 @@ def test_a_row_whose_optimizer_this_build_lacks_is_listed_not_available(monkeypa
     assert hf.optional
     rows, missing = Remedies.rows()
     assert ("hf" in missing) == (hf.unavailable() is not None)
-    if "hf" not in OPTIMIZERS:
+    if "hf" not in UPDATE_RULES:
         assert "hf" in missing and hf.name not in [r.name for r in rows]
+    else:
+        assert "hf" not in missing and hf.name in [r.name for r in rows]
     # every other row of the registry checks and is trained
     assert {r.name for r in rows} | set(missing) == {r.name for r in ROWS}
     assert set(missing) <= {r.name for r in ROWS if r.optional}
@@ -151,7 +156,10 @@ def test_smoke_end_to_end_resumes_after_an_interruption_and_reports_every_row_an
         again = store.get_run(rid)
         assert again["status"] == r["status"] and again["metrics"] == r["metrics"]
     assert len({r["key"] for r in settled}) == len(settled) == result["summary"].runs
-    assert all(r["config"]["max_updates"] == (4 if r["config"]["labels"]["stage"] == "search" else 8)
+    caps = {r.name: r for r in ROWS}
+    assert all(r["config"]["max_updates"]
+               == caps[r["config"]["labels"]["row"]].cap("smoke", 4 if r["config"]["labels"]["stage"] == "search"
+                                                         else 8)
                for r in settled)
 
     md = (out / "report.md").read_text()
@@ -164,6 +172,7 @@ def test_smoke_end_to_end_resumes_after_an_interruption_and_reports_every_row_an
     # every row and (problem, length) that the store holds is in the report, with its counts
     rows, missing = exp.rows()
     labels = {r.name: r.label for r in ROWS}
+    rows_by_name = {r.name: r for r in ROWS}
     main = [r for r in settled if r["config"]["labels"]["stage"] == "main"]
     stored = {(r["config"]["labels"]["row"], r["config"]["labels"]["problem"], r["config"]["labels"]["length"])
               for r in main}
@@ -182,6 +191,14 @@ def test_smoke_end_to_end_resumes_after_an_interruption_and_reports_every_row_an
     for problem, length in {(p, L) for _, p, L in stored}:
         short = {"temporal_order": "order", "adding": "adding", "memorization_5bit": "mem."}[problem]
         assert f" {short} {length} |" in md
+    # the second-order rows' cost is read back from their runs' totals
+    hf_runs = [r for r in main if r["config"]["labels"]["row"] == "hf"]
+    if hf_runs:
+        assert "Second-order cost per run" in md
+        its = sorted(int(r["metrics"]["hf_iterations"]) for r in hf_runs)
+        assert its[0] >= 1 and its[-1] <= dict(rows_by_name["hf"].caps)["smoke"]
+    else:
+        assert "Second-order cost per run" not in md
     # the chosen rates are those the stored search runs give
     search = [dict(r, labels=r["config"]["labels"]) for r in settled if r["config"]["labels"]["stage"] == "search"]
     for row in rows:
@@ -224,3 +241,26 @@ def test_the_report_reads_nottingham_from_table1_quick_runs_and_rho_from_the_fin
     assert _nottingham(rows["msgd-c"], ctx["nottingham"]) == "3.250"
     assert _nottingham(rows["msgd"], ctx["nottingham"]).startswith("not run: no Nottingham run")
     assert _nottingham(rows["lstm"], ctx["nottingham"]) == f"not run: {rows['lstm'].corpus_note}"
+
+
+def test_a_row_with_its_own_cap_counts_its_updates_and_checks_within_them():
+    """Hessian-free's row counts iterations under its own cap, below the budget's, and
+    checks for success within that cap; the other rows keep the budget's."""
+    from bptt.experiments.remedies import Remedies
+    from bptt.experiments.remedy_rows import HF_CAPS, rows
+
+    exp = Remedies()
+    hf = rows()["hf"]
+    if hf.unavailable():
+        pytest.skip(hf.unavailable())
+    for name, budget in exp.budgets.items():
+        specs = exp.specs(budget)
+        own = dict(HF_CAPS)[name]
+        for spec in specs:
+            t = spec.train
+            if spec.labels["row"] == "hf":
+                assert t["max_updates"] == min(own, t["max_updates"]) <= own
+                assert t["eval_every"] <= t["max_updates"] and t["max_updates"] % t["eval_every"] < t["eval_every"]
+                assert t["optimizer"] == "hf" and t["method"] == "msgd"
+            elif spec.labels["stage"] == "main":
+                assert t["max_updates"] == budget.max_updates

@@ -137,23 +137,28 @@ class Remedies(Experiment):
     @staticmethod
     def rows() -> tuple[list[Remedy], dict[str, str]]:
         """The rows this build trains (each checked), and the others with the reason."""
-        from bptt.optim import OPTIMIZERS
+        from bptt.optim import UPDATE_RULES
 
-        run, missing = _checked_rows(tuple(OPTIMIZERS))
+        run, missing = _checked_rows(tuple(UPDATE_RULES))
         return list(run), dict(missing)
 
     # -- the grid ----------------------------------------------------------------------------------
     @staticmethod
-    def _fields(budget: Budget, updates: int) -> dict:
+    def _fields(budget: Budget, updates: int, *, capped: bool = False) -> dict:
+        """The budget's training fields for runs of ``updates`` updates; a row with its
+        own cap (``capped``) checks for success eight times per run."""
         f = budget.train_fields()
-        f.update(max_updates=updates, eval_every=min(budget.eval_every, updates),
+        every = max(1, updates // 8) if capped else updates
+        f.update(max_updates=updates, eval_every=min(budget.eval_every, every),
+                 record_every=min(budget.record_every, updates),
                  checkpoint_every=min(budget.checkpoint_every, updates), success_error=paper.SUCCESS_ERROR)
         return f
 
     def _spec(self, row: Remedy, budget: Budget, stage: str, problem: str, length: int, seed: int, lr: float,
               updates: int) -> RunSpec:
+        capped = row.cap(budget.name, updates)
         train = row.config(lr, task=PROBLEMS[problem][0], min_length=length, max_length=length, seed=seed,
-                           **self._fields(budget, updates))
+                           **self._fields(budget, capped, capped=capped < updates))
         return RunSpec(train, self.labels(budget, stage=stage, row=row.name, problem=problem, length=length,
                                           seed=seed, lr=float(lr)))
 

@@ -179,6 +179,8 @@ def analyze(exp, records: list[dict], budget, out_dir: Path, rho: dict, nottingh
                          "per time step at the best validation epoch of `bptt reproduce table1 --budget quick` "
                          "(the paper's sigmoid network, 300 units), read from the same store.")
 
+    hf_cost = _second_order_cost(rows, grid)
+
     comparisons = []
     for L in PROBLEMS["temporal_order"][2]:
         s = stats.get(("msgd-cr", "temporal_order", L))
@@ -208,7 +210,40 @@ def analyze(exp, records: list[dict], budget, out_dir: Path, rho: dict, nottingh
     data = {"chosen": chosen, "missing": missing, "solving": solving,
             "cells": [{"row": k[0], "problem": k[1], "length": k[2], **v} for k, v in sorted(stats.items())],
             "nottingham": nottingham}
-    return Analysis(headline, [fig], [success, search_table, cost, errors, per_row], comparisons, [], notes, data)
+    tables = [success, search_table, cost, errors, per_row] + ([hf_cost] if hf_cost is not None else [])
+    return Analysis(headline, [fig], tables, comparisons, [], notes, data)
+
+
+#: Per-run totals a second-order rule records (Hessian-free: ``optim.HFRule.TOTALS``).
+_HF_TOTALS = (("hf_iterations", "iterations"), ("hf_gradient_evaluations", "gradient evaluations"),
+              ("hf_curvature_products", "curvature products"), ("hf_cg_iterations", "CG iterations"),
+              ("hf_wall_time", "seconds"))
+
+
+def _second_order_cost(rows, grid: dict) -> Table | None:
+    """The cost of the rows whose runs record Hessian-free totals, per problem: the
+    median over runs of each total, so that an iteration's price can be set beside a
+    minibatch update's (one gradient evaluation on ``batch_size`` sequences)."""
+    body = []
+    for row in rows:
+        for (name, problem, length), runs in sorted(grid.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2])):
+            if name != row.name:
+                continue
+            mine = [r for r in runs if "hf_iterations" in r["metrics"]]
+            if not mine:
+                continue
+            wins = sum(r["status"] == Status.SUCCEEDED for r in mine)
+            body.append([row.label, _col(problem, length), frac(wins, len(mine)),
+                         *[f"{np.median([float(r['metrics'].get(key, 0.0)) for r in mine]):,.0f}"
+                           for key, _ in _HF_TOTALS]])
+    if not body:
+        return None
+    return Table("Second-order cost per run (median over runs)",
+                 ["row", "problem", "succeeded", *[label for _, label in _HF_TOTALS]], body,
+                 note="One iteration of Hessian-free evaluates the gradient on its whole batch and runs conjugate "
+                      "gradient, each CG iteration one Gauss-Newton product on the curvature batch (about 1–1.7 "
+                      "gradient evaluations each: benchmarks/hf.py); the other rows' updates are one gradient on "
+                      "20 sequences each.")
 
 
 def _nottingham(row, nottingham: dict) -> str:

@@ -58,6 +58,10 @@ class Remedy:
         corpus_note: why the row has no Nottingham run.
         optional: a row that may be missing from this build (listed as not available
             when its configuration does not check, instead of raising).
+        caps: ``(budget name, updates)`` pairs: the row's own cap on updates per run at
+            that budget, below the budget's (a Hessian-free iteration costs hundreds of
+            gradient-sized passes, so its row counts iterations and has its own cap,
+            stated in the protocol).
     """
 
     name: str
@@ -69,6 +73,13 @@ class Remedy:
     table1_method: str | None = None
     corpus_note: str = ""
     optional: bool = False
+    caps: tuple = ()
+
+    def cap(self, budget: str, updates: int) -> int:
+        """The updates per run of this row at ``budget``: ``updates`` (the budget's),
+        or the row's own cap where it sets one and it is lower."""
+        own = dict(self.caps).get(budget)
+        return int(updates) if own is None else min(int(updates), int(own))
 
     def config(self, lr: float | None = None, **shared) -> dict:
         """The row's training configuration at learning rate ``lr`` (default: the
@@ -81,12 +92,12 @@ class Remedy:
 
         Only an optional row can be unavailable; a row that makes no sense raises in
         :meth:`check` instead."""
-        from bptt.optim import OPTIMIZERS
+        from bptt.optim import UPDATE_RULES
 
         optimizer = self.train.get("optimizer", "sgd")
-        if optimizer not in OPTIMIZERS:
+        if optimizer not in UPDATE_RULES:
             return (f"not available in this build: the training loop does not know the optimizer {optimizer!r} "
-                    f"(it knows {', '.join(OPTIMIZERS)})")
+                    f"(it knows {', '.join(UPDATE_RULES)})")
         if self.optional:
             try:
                 self.check()
@@ -149,6 +160,10 @@ def _paper(method: str, label: str, **extra) -> Remedy:
                    *((("α (weight of Ω)", "4, constant", f"{PAPER} (Figure 7)"),) if alpha else ())),
                   table1_method=method)
 
+
+#: Hessian-free's row: sequences per iteration (gradient, curvature) and its own caps on iterations.
+HF_GRADIENT_BATCH, HF_CURVATURE_BATCH = 500, 100
+HF_CAPS = (("smoke", 2), ("quick", 20), ("full", 5000))
 
 _NO_CORPUS = "Table 1's training trains the paper's Elman network with the paper's SGD only"
 
@@ -269,14 +284,21 @@ ROWS: tuple[Remedy, ...] = (
             ("clipping", "norm, threshold 1", PAPER)),
            corpus_note="Table 1's protocol has no L1/L2 penalty"),
     Remedy("hf", "Hessian-free",
-           {**_ELMAN, "method": "msgd", "optimizer": "hf", "alpha": 0.0},
+           {**_ELMAN, "method": "msgd", "optimizer": "hf", "alpha": 0.0, "gradient_batch": HF_GRADIENT_BATCH,
+            "curvature_batch": HF_CURVATURE_BATCH},
            (1.0,),
            "none (the damping bounds the step)",
            (("network", "50 tanh units, smart_tanh initialization", PAPER),
             ("update rule", "Hessian-free with structural damping, the defaults of `bptt.optim.HessianFree` "
              "(λ₀ = 1, CG ≤ 250 iterations, preconditioner (diag F + λ)^0.75)",
-             "Martens 2010; Martens & Sutskever 2011 (docs/hf.md)")),
-           corpus_note=_NO_CORPUS + " (this row: Hessian-free)", optional=True),
+             "Martens 2010; Martens & Sutskever 2011 (docs/hf.md)"),
+            ("sequences per iteration", f"{HF_GRADIENT_BATCH} for the gradient, the first {HF_CURVATURE_BATCH} "
+             "of them for the curvature products", f"{OURS} (Martens & Sutskever 2011 use larger batches)"),
+            ("learning rate", "none (the step is CG's solution, scaled by the line search); the one "
+             "candidate 1 is a placeholder", "Martens 2010"),
+            ("updates per run", "HF iterations, capped at " + ", ".join(f"{n:,} ({b})" for b, n in HF_CAPS)
+             + " (the other rows count minibatch updates)", OURS)),
+           corpus_note=_NO_CORPUS + " (this row: Hessian-free)", optional=True, caps=HF_CAPS),
 )
 
 
