@@ -163,7 +163,7 @@ def test_omega_is_refused_by_the_echo_state_network_only():
         m.forward_backward(x, y, alpha=torch.tensor([0.0, 1.0], dtype=torch.float64))
     m.forward_backward(x, y, alpha=0.0, omega="squared")
     m.forward_backward(x, y, alpha=2.0, omega=None)
-    for name in AUTOGRAD:                        # computed (tests/omega/test_ensemble.py)
+    for name in AUTOGRAD:                        # computed (tests/omega/test_ensemble_models.py)
         out = build(name, ensemble=2).forward_backward(x, y, alpha=torch.tensor([0.0, 1.0], dtype=torch.float64))
         assert (out.omega > 0).all()          # measured for every member, weighed by α
 

@@ -86,3 +86,19 @@ def test_error_signals_equal_autograd(reads):
         hs0, _ = unrolled(m, x, h0_leaf, c0)
         d_h0 = torch.autograd.grad(((hs0[-1] @ W) ** 2).sum(), h0_leaf)[0][0]
         assert torch.allclose(sig.vh[0], d_h0, atol=1e-10, rtol=0)
+
+
+def test_omega_on_an_lstm_can_be_backpropagated_twice():
+    """Ω's hand-derived gradient leaves what it saved intact (retain_graph works)."""
+    from bptt.omega import Omega
+
+    m, x, h0, c0 = setup(seed=3)
+    model = Omega(m)
+    out, _ = model(x, (h0, c0))
+    loss = (out[-1] ** 2).sum()
+    omega = model.penalty(loss)
+    first = torch.autograd.grad(omega, list(m.parameters()), retain_graph=True)
+    again = torch.autograd.grad(omega, list(m.parameters()))
+    assert any(g.abs().sum() > 0 for g in first)
+    for a, b in zip(first, again):
+        assert torch.equal(a, b)

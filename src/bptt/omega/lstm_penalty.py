@@ -39,10 +39,9 @@ class _OmegaGradient(torch.autograd.Function):
         return omega.clone()
 
     @staticmethod
+    @torch.autograd.function.once_differentiable
     def backward(ctx, grad):
-        grads = _backward(ctx.saved, grad)
-        ctx.saved = None
-        return (None, None) + grads
+        return (None, None) + _backward(ctx.saved, grad)
 
 
 def lstm_layer_omega(w: Weights, tape: Tape, direct: torch.Tensor, final: tuple, form: str, bound: float,
@@ -98,7 +97,7 @@ def _backward(s: dict, grad: torch.Tensor):
     slope, K, _, one_tc2 = tape.factors()
     scale = (grad * s["coef"])[..., None]                               # [T,B,1]
     gvh = sig.vh * scale                                                # ∂Ω/∂v^h
-    gvc = s["vc"].mul_(scale)                                           # ∂Ω/∂v^c (its buffer used once)
+    gvc = s["vc"] * scale                                               # ∂Ω/∂v^c
     d_W_hh = sig.pre.view(TB, 4 * H).t() @ gvh.view(TB, H)              # from v^h = p W_hh
     dp = (gvh.view(TB, H) @ tape.W_hh.t()).view(T, B, 4, H)             # ∂/∂p
     e, dh, tc, cp = sig.e, sig.dh, tape.tc, tape.c[:-1]

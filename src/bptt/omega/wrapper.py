@@ -35,7 +35,9 @@ each layer's Ω, each averaged over its own pairs. Inputs are held constant too,
 several layers); δ for every step comes from one autograd call for the loss's
 gradient with respect to the outputs and a hand-derived backward recursion
 (:mod:`bptt.omega.stepmaps`), and Ω's graph is one batched evaluation of the step map
-over all T·B (step, sequence) pairs. A user's cell is unrolled with autograd, and δ is
+over all T·B (step, sequence) pairs; an LSTM's gates, cells and δ come from
+:mod:`bptt.omega.lstm_tape` and Ω's gradient from the hand-derived pass of
+:mod:`bptt.omega.lstm_penalty`. A user's cell is unrolled with autograd, and δ is
 read off that graph with one call.
 """
 
