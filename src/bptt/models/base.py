@@ -28,6 +28,7 @@ from bptt.engine.dropout import check_dropout, dropout_masks
 from bptt.engine.exact import Evaluation, StepResult
 from bptt.engine.outputs import PER_STEP, check_output, wrong_sequences
 from bptt.models import checks
+from bptt.omega.ensemble import forward_backward as omega_forward_backward
 from bptt.omega.terms import check_omega
 
 
@@ -450,19 +451,20 @@ class AutogradEnsemble(torch.nn.Module):
         self._check_batch(x, y, h0, mask)
         with_omega = self._omega_wanted(alpha, omega)
         x, readout_mask = self._dropout(x.to(self.dtype), dropout, generator)
-        if with_omega:
-            from bptt.omega.ensemble import forward_backward as omega_forward_backward
 
-            loss, grads, om, frac, state = omega_forward_backward(self, x, y, alpha, omega, h0=h0, mask=mask,
-                                                                  readout_mask=readout_mask)
+        def loss_of(tensors, h):
+            if readout_mask is not None:
+                h = h * readout_mask
+            return mean_loss(self._readout(tensors, h), y, self.output, mask)
+
+        if with_omega:
+            loss, grads, om, frac, state = omega_forward_backward(self, x, loss_of, alpha, omega, h0=h0, mask=mask)
             return self._result(loss, grads, state, om, frac)
         leaves = {k: p.detach().requires_grad_(True) for k, p in self.params.items()}
         tensors = leaves | {k: b for k, b in self.named_buffers()}
         with torch.enable_grad():
             h, state = self._run(tensors, x, h0, self.per_step)
-            if readout_mask is not None:
-                h = h * readout_mask
-            loss = mean_loss(self._readout(tensors, h), y, self.output, mask)
+            loss = loss_of(tensors, h)
             names = list(leaves)
             got = torch.autograd.grad(loss.sum(), [leaves[n] for n in names], allow_unused=True)
         grads = {n: torch.zeros_like(leaves[n]) if g is None else g for n, g in zip(names, got)}

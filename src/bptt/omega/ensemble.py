@@ -36,25 +36,25 @@ def _stack_pairs(t: torch.Tensor) -> torch.Tensor:
     return t.transpose(0, 1).reshape(E, T * B, *t.shape[3:])
 
 
-def forward_backward(model, x: torch.Tensor, y: torch.Tensor, alpha, omega: str, *,
+def forward_backward(model, x: torch.Tensor, loss_of, alpha, omega: str, *,
                      h0: torch.Tensor | None = None, mask: torch.Tensor | None = None,
-                     readout_mask: torch.Tensor | None = None, bound: float = OMEGA_BOUND):
+                     bound: float = OMEGA_BOUND):
     """Loss, gradients of loss + α·Ω and Ω of each member of an autograd ensemble.
 
     The inputs are checked by the caller (:meth:`AutogradEnsemble.forward_backward`).
 
     Args:
         model: an :class:`bptt.models.base.AutogradEnsemble` (its ``_run``,
-            ``_readout``, ``params`` and buffers).
+            ``params``, buffers, ``per_step`` and sizes).
         x: ``[T, B, I]`` or ``[T, E, B, I]`` inputs in the model's dtype (after dropout).
-        y: targets of the model's output kind.
+        loss_of: ``loss_of(tensors, h) -> [E]`` each member's loss from the parameters
+            and buffers by name and the hidden outputs the readout reads (``[T, E, B, H]``
+            for per-step outputs, else ``[E, B, H]``).
         alpha: Ω's weight α, a float or ``[E]``.
         omega: Ω's form, ``"squared"`` or ``"plain"``.
         h0: ``[E, B, S]`` initial state s_0 (zeros by default).
         mask: ``[T, B]`` 1 on real steps (per-step outputs over padded batches); the
             fraction of pairs is then taken over the real steps.
-        readout_mask: ``[T, E, B, H]`` or ``[E, B, H]`` dropout mask on the hidden
-            outputs fed to the readout, or ``None``.
         bound: pairs with ‖δ_{k+1}‖² below this are left out.
 
     Returns:
@@ -63,8 +63,6 @@ def forward_backward(model, x: torch.Tensor, y: torch.Tensor, alpha, omega: str,
         (Ω and the fraction of pairs that entered); ``state`` ``[E, B, S]`` s_T. All
         without a graph.
     """
-    from bptt.models.base import mean_loss
-
     leaves = {k: p.detach().requires_grad_(True) for k, p in model.params.items()}
     tensors = leaves | {k: b for k, b in model.named_buffers()}
     T = x.shape[0]
@@ -85,9 +83,7 @@ def forward_backward(model, x: torch.Tensor, y: torch.Tensor, alpha, omega: str,
             h = torch.stack([st[..., :H] for st in states])                 # [T,E,B,H]
         else:
             h = states[-1][..., :H]                                          # [E,B,H]
-        if readout_mask is not None:
-            h = h * readout_mask
-        loss = mean_loss(model._readout(tensors, h), y, model.output, mask)  # [E]
+        loss = loss_of(tensors, h)                                           # [E]
         total = loss.sum()
         delta = torch.stack(torch.autograd.grad(total, states, retain_graph=True))   # [T,E,B,S] δ_1..δ_T
 
