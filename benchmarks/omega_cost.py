@@ -16,7 +16,7 @@ the last step into 4 classes and cross-entropy; float32 on the CPU.
     python benchmarks/omega_cost.py [--repeats 7] [--min-time 0.3] [--threads N]
                                     [--semantics full|reference] [--form squared|plain]
                                     [--length 200] [--batch 20] [--hidden 50] [--layers 1]
-                                    [--clock wall|cpu] [--stages] [--json PATH]
+                                    [--clock wall|cpu] [--stages] [--models LIST] [--json PATH]
 
 ``--semantics reference`` applies to nn.RNN only (the others use ``full``).
 """
@@ -96,7 +96,8 @@ def contenders(args):
 
 def stages(args, clock, repeats: int = 9) -> dict[str, float]:
     """Milliseconds per update of each stage of Ω on the nn.LSTM (medians)."""
-    from bptt.omega.wrapper import layer_omega
+    from bptt.omega.lstm_penalty import lstm_layer_omega
+    from bptt.omega.lstm_tape import signals, tape_from_states
 
     T, B, I, H, O = args.length, args.batch, 6, args.hidden, 4
     g = torch.Generator().manual_seed(0)
@@ -115,16 +116,17 @@ def stages(args, clock, repeats: int = 9) -> dict[str, float]:
     for _ in range(repeats):
         hs, _ = timed("forward (fused)", lambda: wrapper(x))
         loss = F.cross_entropy(readout(hs[-1]), y)
-        rec = wrapper.record
-        layer = rec.layers[0]
-        with torch.enable_grad():
-            st = timed("cell states from the gates", layer.get_states)
-            lin = timed("Jacobian factors", lambda: layer.map.linearize(layer.inputs, tuple(p[:-1] for p in st)))
-        grads = timed("dE/d(outputs)", lambda: torch.autograd.grad(loss, rec.watched, retain_graph=True,
-                                                                     allow_unused=True))
-        delta = timed("backward recursion for delta", lambda: wrapper._propagate(grads, [lin]))
-        omega, _ = timed("v_k and Omega", lambda: layer_omega(layer.map, st, layer.inputs, delta[0],
-                                                              args.form, "full", lin=lin))
+        layer = wrapper.record.layers[0]
+        w = layer.map.w
+        grads = timed("dE/d(outputs)", lambda: wrapper._loss_grads(loss))
+        h = torch.cat([layer.first[0][None], layer.outputs])
+        tape = timed("gates and cells", lambda: tape_from_states(layer.inputs, h, layer.first[1][None],
+                                                                  w.weight_ih, w.weight_hh, w.bias_ih, w.bias_hh))
+        timed("Jacobian factors", tape.factors)
+        direct = grads[0]
+        sig = timed("backward recursion for delta", lambda: signals(tape, direct, (None, None)))
+        omega = timed("v_k and Omega", lambda: lstm_layer_omega(w, tape, direct, (None, None), args.form,
+                                                                 1e-20, sig=sig)[0])
         timed("backward of loss + 2 Omega", lambda: (loss + 2.0 * omega).backward())
         hs, _ = wrapper.module(x)
         loss = F.cross_entropy(readout(hs[-1]), y)
@@ -159,6 +161,8 @@ def main(argv=None) -> dict:
                          "process, steadier on a machine shared with other jobs")
     ap.add_argument("--stages", action="store_true",
                     help="also time each stage of Ω on the nn.LSTM")
+    ap.add_argument("--models", default="nn.RNN,nn.LSTM,nn.GRU,user cell",
+                    help="comma-separated subset of: nn.RNN, nn.LSTM, nn.GRU, user cell")
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
     if args.threads:
@@ -166,7 +170,10 @@ def main(argv=None) -> dict:
     torch.set_flush_denormal(True)       # as the engine does: vanishing signals stay fast
     torch.manual_seed(0)
     clock = time.perf_counter if args.clock == "wall" else time.process_time
-    cons = contenders(args)
+    wanted = [m.strip() for m in args.models.split(",") if m.strip()]
+    cons = {k: v for k, v in contenders(args).items() if k in wanted}
+    if not cons:
+        ap.error(f"--models: none of {wanted} is one of nn.RNN, nn.LSTM, nn.GRU, user cell")
     for plain, with_omega, _ in cons.values():       # warm-up
         for _ in range(2):
             plain()

@@ -58,7 +58,7 @@ def test_train_records_the_model_optimizer_and_clipper_asked_for(tmp_path, args,
     (["--optimizer", "rmsprop", "--smoothing", "nan"], "smoothing"),
     (["--optimizer", "adam", "--smoothing", "0.9"], "takes no smoothing"),
     (["--method", "msgd-c", "--clip", "zclip", "--zclip-z", "nan"], "finite"),
-    (["--model", "lstm"], "msgd-cr adds"),
+    (["--model", "esn"], "keeps its recurrent weights fixed"),
     (["--optimizer", "sgd", "--momentum", "0.9"], "takes no momentum"),
     (["--method", "msgd-c", "--clip", "none"], "clipping 'none'"),
     (["--clip", "norm", "--zclip-z", "2"], "--zclip-z is an option of --clip zclip"),
@@ -82,3 +82,19 @@ def test_help_explains_every_option_of_the_group():
                    "--agc-clipping", "--zclip-z", "--zclip-alpha"):
         assert option in text, option
     assert "average-norm" in text and "Nesterov" in text
+
+
+def test_train_an_lstm_with_omega(tmp_path):
+    """``--model lstm --method msgd-cr``: Ω is computed and weighed (α/t schedule too)."""
+    path = tmp_path / "runs.sqlite"
+    result = run([*SMALL, "--model", "lstm", "--method", "msgd-cr", "--alpha", "2.0", "--alpha-schedule",
+                  "inverse", "--record-every", "3", "--store", str(path)])
+    assert result.exit_code == 0, result.output
+    store = Store(path)
+    runs = store.list_runs()
+    assert len(runs) == 2
+    for r in runs:
+        assert r["config"]["model"] == "lstm" and r["config"]["method"] == "msgd-cr"
+        assert r["metrics"]["updates"] == 12
+        steps, omega = store.get_curve(r["id"], ["omega"])["omega"]
+        assert len(omega) >= 3 and (omega > 0).all()

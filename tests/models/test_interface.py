@@ -1,6 +1,6 @@
 """Every ensemble model keeps the shared interface: independence of members, select,
 config and state-dict round trips, every output kind, state carried across windows,
-Ω refused where it is not computed, and arguments checked at the boundary."""
+Ω refused where the recurrent weights are fixed, and arguments checked at the boundary."""
 
 import json
 
@@ -154,19 +154,18 @@ def test_gradients_match_finite_differences(name, output):
         assert close(out.grads[k], g, 1e-10), k
 
 
-@pytest.mark.parametrize("name", AUTOGRAD + ("esn",))
-def test_omega_is_refused_where_it_is_not_computed(name):
-    m = build(name, ensemble=2)
+def test_omega_is_refused_by_the_echo_state_network_only():
     x, y, _ = make_batch("last_softmax")
-    error = ValueError if name == "esn" else NotImplementedError
-    match = "meaningless on an echo-state" if name == "esn" else "bptt.omega"
-    with pytest.raises(error, match=match):
+    m = build("esn", ensemble=2)
+    with pytest.raises(ValueError, match="meaningless on an echo-state"):
         m.forward_backward(x, y, alpha=0.5, omega="squared")
-    with pytest.raises(error, match=match):
+    with pytest.raises(ValueError, match="meaningless on an echo-state"):
         m.forward_backward(x, y, alpha=torch.tensor([0.0, 1.0], dtype=torch.float64))
     m.forward_backward(x, y, alpha=0.0, omega="squared")
-    m.forward_backward(x, y, alpha=torch.zeros(2, dtype=torch.float64))
     m.forward_backward(x, y, alpha=2.0, omega=None)
+    for name in AUTOGRAD:                        # computed (tests/omega/test_ensemble_models.py)
+        out = build(name, ensemble=2).forward_backward(x, y, alpha=torch.tensor([0.0, 1.0], dtype=torch.float64))
+        assert (out.omega > 0).all()          # measured for every member, weighed by α
 
 
 @pytest.mark.parametrize("name", NAMES)

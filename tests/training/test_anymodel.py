@@ -82,7 +82,7 @@ def test_an_interrupted_training_resumes_to_the_uninterrupted_numbers(settings):
 
 
 @pytest.mark.parametrize("kw,match", [
-    (dict(model="lstm", method="msgd-cr"), "msgd-cr adds Ω"),
+    (dict(model="esn", method="msgd-cr"), "keeps its recurrent weights fixed"),
     (dict(model="esn", method=["msgd-cr", "msgd"], alpha=1.0), "msgd-cr adds Ω"),
     (dict(model="esn", unit="relu"), "takes no unit"),
     (dict(model="gru", init="identity"), "no initialization"),

@@ -28,6 +28,7 @@ from bptt.engine.dropout import check_dropout, dropout_masks
 from bptt.engine.exact import Evaluation, StepResult
 from bptt.engine.outputs import PER_STEP, check_output, wrong_sequences
 from bptt.models import checks
+from bptt.omega.ensemble import forward_backward as omega_forward_backward
 from bptt.omega.terms import check_omega
 
 
@@ -233,8 +234,10 @@ class AutogradEnsemble(torch.nn.Module):
     ``W_out [E, H, O]`` and ``b_out [E, O]``, then the output kind's nonlinearity and
     loss (:mod:`bptt.engine.outputs`).
 
-    Ω (paper eq. 9) is not computed here: a pass with α > 0 and ``omega`` set raises
-    ``NotImplementedError``; Ω for these models comes through :mod:`bptt.omega`.
+    Ω (paper §3.3, eq. 9) is computed on the step map of :meth:`_run` by
+    :mod:`bptt.omega.ensemble` when α > 0 for some member and ``omega`` is set (the
+    state s_k is the carried state, δ_k = ∂E/∂s_k, every parameter of the step map
+    differentiated); subclasses with a fixed reservoir refuse it.
     """
 
     KIND: str = ""
@@ -395,12 +398,18 @@ class AutogradEnsemble(torch.nn.Module):
             checks.check_mask(mask, x.shape[0], B, self.output, self.device)
 
     def _refuse_omega(self, alpha, omega) -> None:
+        """Check α and Ω's form; a pass that reaches here must not weigh Ω (the ones that
+        do go through :meth:`AutogradEnsemble.forward_backward`)."""
+        if self._omega_wanted(alpha, omega):
+            raise NotImplementedError(f"this pass of {type(self).__name__} does not compute Ω; "
+                                      f"use AutogradEnsemble.forward_backward")
+
+    def _omega_wanted(self, alpha, omega) -> bool:
+        """Whether a pass must compute Ω: ``omega`` set and α > 0 for some member
+        (α and ``omega`` checked: ``ValueError`` when malformed)."""
         checks.check_alpha(alpha, self.ensemble)
         check_omega(omega)
-        if omega is not None and any_positive(alpha):
-            raise NotImplementedError(
-                f"Ω for {type(self).__name__} is not computed by the model; it comes through "
-                f"bptt.omega (Ω for torch modules). Pass alpha=0 or omega=None here.")
+        return omega is not None and any_positive(alpha)
 
     # -- computation ----------------------------------------------------------------------
     def _readout(self, params: dict[str, torch.Tensor], h: torch.Tensor) -> torch.Tensor:
@@ -425,27 +434,37 @@ class AutogradEnsemble(torch.nn.Module):
                          dropout: float = 0.0, generator: torch.Generator | None = None) -> StepResult:
         """Loss, gradients (by ``torch.autograd``) and the gradient norm of each member.
 
-        See :meth:`EnsembleModel.forward_backward`. ``cuda_graph`` is ignored; ``omega``
-        and ``omega_fraction`` are returned as zeros. ``dropout`` (with its random stream
-        ``generator``) drops inputs and the hidden outputs fed to the readout, never the
-        recurrent path (Zaremba et al. 2014; :mod:`bptt.engine.dropout`).
+        See :meth:`EnsembleModel.forward_backward`. ``cuda_graph`` is ignored. With
+        ``omega`` set and α > 0 for some member, the gradients are those of
+        loss + α·Ω and ``omega``/``omega_fraction`` hold each member's Ω (§3.3) and the
+        fraction of pairs that entered (:mod:`bptt.omega.ensemble`: Ω on the step map
+        from one carried state to the next, every parameter of the step map
+        differentiated); otherwise they are zeros and Ω is not computed. ``dropout``
+        (with its random stream ``generator``) drops inputs and the hidden outputs fed
+        to the readout, never the recurrent path (Zaremba et al. 2014;
+        :mod:`bptt.engine.dropout`).
 
         Raises:
             ValueError: for inputs, targets, α, h0 or mask of the wrong shape, type or
-                device (see :mod:`bptt.models.checks`).
-            NotImplementedError: for α > 0 with ``omega`` set (Ω comes through
-                :mod:`bptt.omega`).
+                device (see :mod:`bptt.models.checks`), or an unknown ``omega``.
         """
         self._check_batch(x, y, h0, mask)
-        self._refuse_omega(alpha, omega)
-        leaves = {k: p.detach().requires_grad_(True) for k, p in self.params.items()}
-        tensors = leaves | {k: b for k, b in self.named_buffers()}
+        with_omega = self._omega_wanted(alpha, omega)
         x, readout_mask = self._dropout(x.to(self.dtype), dropout, generator)
-        with torch.enable_grad():
-            h, state = self._run(tensors, x, h0, self.per_step)
+
+        def loss_of(tensors, h):
             if readout_mask is not None:
                 h = h * readout_mask
-            loss = mean_loss(self._readout(tensors, h), y, self.output, mask)
+            return mean_loss(self._readout(tensors, h), y, self.output, mask)
+
+        if with_omega:
+            loss, grads, om, frac, state = omega_forward_backward(self, x, loss_of, alpha, omega, h0=h0, mask=mask)
+            return self._result(loss, grads, state, om, frac)
+        leaves = {k: p.detach().requires_grad_(True) for k, p in self.params.items()}
+        tensors = leaves | {k: b for k, b in self.named_buffers()}
+        with torch.enable_grad():
+            h, state = self._run(tensors, x, h0, self.per_step)
+            loss = loss_of(tensors, h)
             names = list(leaves)
             got = torch.autograd.grad(loss.sum(), [leaves[n] for n in names], allow_unused=True)
         grads = {n: torch.zeros_like(leaves[n]) if g is None else g for n, g in zip(names, got)}
@@ -462,10 +481,12 @@ class AutogradEnsemble(torch.nn.Module):
                                              device=self.device)
         return (x.unsqueeze(1) if x.dim() == 3 else x) * x_mask, readout_mask
 
-    def _result(self, loss: torch.Tensor, grads: dict[str, torch.Tensor], state: torch.Tensor) -> StepResult:
+    def _result(self, loss: torch.Tensor, grads: dict[str, torch.Tensor], state: torch.Tensor,
+                omega: torch.Tensor | None = None, fraction: torch.Tensor | None = None) -> StepResult:
         norm = global_norm(grads)
         zeros = torch.zeros(self.ensemble, dtype=self.dtype, device=self.device)
-        return StepResult(loss=loss, grads=grads, omega=zeros, omega_fraction=zeros.clone(),
+        return StepResult(loss=loss, grads=grads, omega=zeros if omega is None else omega,
+                          omega_fraction=zeros.clone() if fraction is None else fraction,
                           grad_norm=norm, finite=torch.isfinite(norm), h_last=state)
 
     @torch.no_grad()

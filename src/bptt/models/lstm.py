@@ -140,13 +140,11 @@ class LSTM(AutogradEnsemble):
 
         Raises:
             ValueError: for badly shaped or typed inputs, targets, α, h0 or mask.
-            NotImplementedError: for α > 0 with ``omega`` set (Ω comes through
-                :mod:`bptt.omega`).
 
-        With ``dropout`` > 0 the pass is autograd's (see
-        :meth:`bptt.models.base.AutogradEnsemble.forward_backward`).
+        With ``dropout`` > 0, or Ω weighed (α > 0 with ``omega`` set), the pass is
+        autograd's (see :meth:`bptt.models.base.AutogradEnsemble.forward_backward`).
         """
-        if dropout:
+        if dropout or self._omega_wanted(alpha, omega):
             return super().forward_backward(x, y, alpha=alpha, omega=omega, h0=h0, mask=mask,
                                             dropout=dropout, generator=generator)
         self._check_batch(x, y, h0, mask)

@@ -35,7 +35,9 @@ each layer's Ω, each averaged over its own pairs. Inputs are held constant too,
 several layers); δ for every step comes from one autograd call for the loss's
 gradient with respect to the outputs and a hand-derived backward recursion
 (:mod:`bptt.omega.stepmaps`), and Ω's graph is one batched evaluation of the step map
-over all T·B (step, sequence) pairs. A user's cell is unrolled with autograd, and δ is
+over all T·B (step, sequence) pairs; an LSTM's gates, cells and δ come from
+:mod:`bptt.omega.lstm_tape` and Ω's gradient from the hand-derived pass of
+:mod:`bptt.omega.lstm_penalty`. A user's cell is unrolled with autograd, and δ is
 read off that graph with one call.
 """
 
@@ -56,6 +58,8 @@ from bptt.omega.stepmaps import (
     cell_weights,
     layer_weights,
 )
+from bptt.omega.lstm_penalty import lstm_layer_omega
+from bptt.omega.lstm_tape import tape_from_states
 from bptt.omega.terms import OMEGA_BOUND, OMEGA_VARIANTS, omega_terms
 
 SEMANTICS = ("full", "reference")
@@ -401,6 +405,24 @@ class Omega(nn.Module):
                 the last forward returned.
         """
         rec = self.record
+        grads = self._loss_grads(loss)
+        if rec.aliases is not None:
+            P = len(rec.aliases[0])
+            parts = []
+            for p in range(P):
+                steps = [grads[t * P + p] for t in range(len(rec.aliases))]
+                zero = torch.zeros_like(rec.aliases[0][p])
+                parts.append(torch.stack([zero if g is None else g for g in steps]))
+            return [tuple(parts)]
+        if lins is None:
+            with torch.no_grad():
+                lins = self._linearize(graph=False)
+        return self._propagate(grads, lambda layer, lr, direct, final: lr.map.backward(
+            tuple(x.detach() for x in lins[layer]), direct, final))
+
+    def _loss_grads(self, loss: torch.Tensor):
+        """∂loss/∂(what the last forward returned, or the user cell's states), checked."""
+        rec = self.record
         if rec is None:
             raise ValueError("no forward pass recorded: call the wrapper on a batch before penalty()")
         if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
@@ -413,21 +435,11 @@ class Omega(nn.Module):
         if all(g is None for g in grads):
             raise ValueError("the loss does not depend on the wrapper's outputs; compute it from "
                              "what the last forward returned")
-        if rec.aliases is not None:
-            P = len(rec.aliases[0])
-            parts = []
-            for p in range(P):
-                steps = [grads[t * P + p] for t in range(len(rec.aliases))]
-                zero = torch.zeros_like(rec.aliases[0][p])
-                parts.append(torch.stack([zero if g is None else g for g in steps]))
-            return [tuple(parts)]
-        if lins is None:
-            with torch.no_grad():
-                lins = self._linearize(graph=False)
-        return self._propagate(grads, lins)
+        return grads
 
-    def _propagate(self, grads, lins) -> list[tuple[torch.Tensor, ...]]:
-        """δ of every layer, top layer first, by the step maps' recursions."""
+    def _propagate(self, grads, layer_backward) -> list[tuple[torch.Tensor, ...]]:
+        """δ of every layer, top layer first: ``layer_backward(layer, record, direct,
+        final) -> (deltas, pre)`` runs one layer's recursion (see :meth:`StepMap.backward`)."""
         rec = self.record
         L = len(rec.layers)
         top = rec.layers[-1]
@@ -454,8 +466,7 @@ class Omega(nn.Module):
                 if g is not None and self.family == "module":
                     g = g[layer]
                 final.append(g)
-            lin = tuple(x.detach() for x in lins[layer])
-            deltas, pre = lr.map.backward(lin, direct, tuple(final))
+            deltas, pre = layer_backward(layer, lr, direct, tuple(final))
             out[layer] = deltas
             if layer > 0:
                 W_ih = lr.map.w.weight_ih.detach()
@@ -496,6 +507,8 @@ class Omega(nn.Module):
                         f"nn.RNNCell, or a user cell given recurrent_weight= and unit=; this map is "
                         f"{lr.map.kind!r}. Use semantics='full'.")
         full = semantics == "full"
+        if full and self.record.aliases is None and all(isinstance(lr.map, LSTMMap) for lr in self.record.layers):
+            return self._lstm_penalty(loss, form, bound)
         lins = None
         if self.record.aliases is None:
             with torch.enable_grad() if full else torch.no_grad():
@@ -509,6 +522,28 @@ class Omega(nn.Module):
             fractions.append(frac)
             total = om if total is None else total + om
         self.last = OmegaValue(per_layer=torch.stack(values), fraction=torch.stack(fractions))
+        return total
+
+    def _lstm_penalty(self, loss, form, bound):
+        """Ω of LSTM layers by :func:`bptt.omega.lstm_penalty.lstm_layer_omega` (gates
+        in one product, cells by their recurrence, Ω's gradient written out)."""
+        got: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+
+        def layer_backward(layer, lr, direct, final):
+            w = lr.map.w
+            h, c = lr.states if lr.states is not None else (
+                torch.cat([lr.first[0][None], lr.outputs]), lr.first[1][None])
+            tape = tape_from_states(lr.inputs, h, c, w.weight_ih, w.weight_hh, w.bias_ih, w.bias_hh)
+            if lr.states is None:
+                lr.states = (tape.h, tape.c)
+            omega, fraction, deltas, pre = lstm_layer_omega(w, tape, direct, final, form, bound)
+            got[layer] = (omega, fraction)
+            return deltas, pre
+
+        self._propagate(self._loss_grads(loss), layer_backward)
+        total = sum(got[layer][0] for layer in sorted(got))
+        self.last = OmegaValue(per_layer=torch.stack([got[layer][0].detach() for layer in sorted(got)]),
+                               fraction=torch.stack([got[layer][1] for layer in sorted(got)]))
         return total
 
 

@@ -297,11 +297,11 @@ class TrainConfig:
         """The model, the update rule and the clipper fit together (built once, on the CPU)."""
         from bptt.training.build import build_model, build_rule, model_kwargs
 
-        if self.model != "elman" and any(Method(m).regularizes and a > 0
-                                         for m, a in zip(self.values("method"), self.values("alpha"))):
-            raise ValueError(f"method msgd-cr adds Ω, which the training loop computes for the elman model only; "
-                             f"with model {self.model!r} choose method msgd-c or msgd (or alpha 0). Ω for any "
-                             f"torch module: bptt.omega.Omega")
+        if not getattr(MODELS[self.model], "RECURRENT_NAMES", ("W_rec",)) and any(
+                Method(m).regularizes and a > 0 for m, a in zip(self.values("method"), self.values("alpha"))):
+            raise ValueError(f"method msgd-cr adds Ω, which acts on learned recurrent weights; model "
+                             f"{self.model!r} keeps its recurrent weights fixed: choose method msgd-c or msgd "
+                             f"(or alpha 0)")
         model_kwargs(self, task.output)                 # names: the model, its init, unit and options
         trial = None
         if self.hidden <= TRIAL_HIDDEN and not self.mixed_networks:   # their values: one member drawn on the CPU
