@@ -88,8 +88,9 @@ def test_the_plan_goes_search_then_main_at_the_chosen_rates_then_long_lengths_fo
 
 # -- rows that make no sense ---------------------------------------------------------------------------
 def test_rows_that_make_no_sense_are_refused_with_the_reason():
-    with pytest.raises(ValueError, match=r"'lstm-omega' makes no sense: .*msgd-cr adds Ω"):
-        Remedy("lstm-omega", "LSTM + Ω", {"model": "lstm", "method": "msgd-cr", "alpha": 2.0}, (0.1,), "norm").check()
+    with pytest.raises(ValueError, match=r"'esn-omega' makes no sense: .*msgd-cr adds Ω"):
+        Remedy("esn-omega", "ESN + Ω", {"model": "esn", "method": "msgd-cr", "alpha": 2.0}, (0.1,), "norm").check()
+    Remedy("lstm-omega", "LSTM + Ω", {"model": "lstm", "method": "msgd-cr", "alpha": 2.0}, (0.1,), "norm").check()
     with pytest.raises(ValueError, match=r"L1/L2 penalty on W_rec .* 'esn' learns none"):
         Remedy("esn-l2", "ESN + L2", {"model": "esn", "method": "msgd", "l2": 1e-3}, (0.01,), "none").check()
     with pytest.raises(ValueError, match="finite and > 0"):

@@ -111,7 +111,7 @@ class Remedy:
         Raises:
             ValueError: no name, label or learning rate; a learning rate not finite and
                 positive; a shared field set by the row; a configuration the training
-                loop refuses (e.g. Ω with a model other than ``elman``); an L1 or L2
+                loop refuses (e.g. Ω on the echo-state network, whose recurrent weights do not learn); an L1 or L2
                 penalty on a model whose recurrent weights do not learn (the echo-state
                 network), which would be a silent no-op.
         """
