@@ -20,6 +20,11 @@ Contenders, each timed per network update:
 * ``lstm_autograd_E{E}``: the same LSTM step with its gradients from
   ``torch.autograd`` (:meth:`bptt.models.base.AutogradEnsemble.forward_backward`),
   to show what the hand-derived pass gains.
+* ``lstm_products_E{E}``: the batched products of the hand-derived LSTM pass alone, in
+  its shapes and order (per step r_t [W_rec; W_in; b] forward and ε_t W_recᵀ backward,
+  the weight gradients every few steps), on random data, with every element-wise
+  operation, the readout, clipping and the update left out: a floor for any pass built
+  on these products (not an update; no gradient is right).
 
 All contenders are warmed up, then timed in interleaved rounds (each round times a
 block of at least ``--min-time`` seconds of every contender, in alternating order, so
@@ -43,7 +48,7 @@ import time
 import torch
 
 from bptt.clip import clip_by_global_norm
-from bptt.models import GRU, LSTM
+from bptt.models import GRU, LSTM, lstm_bptt
 from bptt.models.base import AutogradEnsemble
 from bptt.optim.sgd import sgd_update
 from bptt.tasks import get as get_task
@@ -88,6 +93,35 @@ def ensemble_step(cls, x, y, hidden: int, E: int, autograd: bool = False, device
     return step
 
 
+def lstm_products_step(T: int, B: int, hidden: int, n_in: int, E: int, device: torch.device | str = "cpu"):
+    """The products of :func:`bptt.models.lstm_bptt.forward_backward` alone (see the
+    module docstring), for ``E`` members."""
+    H, K, block = hidden, hidden + n_in + 1, min(T, lstm_bptt._BLOCK)
+    g = torch.Generator().manual_seed(0)
+    rows = torch.randn(E, T + 1, B, K, generator=g).to(device)
+    W_all = (torch.randn(E, K, 4 * H, generator=g) * 0.1).to(device)
+    W_back = (torch.randn(E, 4 * H, H, generator=g) * 0.1).to(device)
+    act = torch.empty(T, E, B, 4 * H, device=device)
+    eps = torch.randn(E, block, B, 4 * H, generator=g).to(device)
+    full = torch.empty(E, K, 4 * H, device=device)
+    dh = torch.empty(E, B, H, device=device)
+
+    @torch.inference_mode()
+    def step() -> None:
+        for t in range(T):
+            torch.bmm(rows[:, t], W_all, out=act[t])
+        full.zero_()
+        for t in range(T - 1, -1, -1):
+            t0 = t - t % block
+            if t == t0:
+                n = min(block, T - t0)
+                full.baddbmm_(rows[:, t0:t0 + n].reshape(E, n * B, K).transpose(1, 2),
+                              eps[:, :n].reshape(E, n * B, 4 * H))
+            if t:
+                torch.bmm(eps[:, t - t0], W_back, out=dh)
+    return step
+
+
 def rival_steps(x, y, hidden: int, ensembles: list[int], device: torch.device | str = "cpu"):
     """The contenders of the speed target: ``[(key, label, E, step)]`` for
     ``torch.nn.LSTM`` (E = 1), the ensemble LSTM at each E, ``nn.GRU`` and the ensemble
@@ -96,6 +130,8 @@ def rival_steps(x, y, hidden: int, ensembles: list[int], device: torch.device | 
             torch_step(torch.nn.LSTM, x, y, hidden, device))]
     out += [(f"lstm_E{E}", f"bptt LSTM (hand-derived BPTT), E={E}", E,
              ensemble_step(LSTM, x, y, hidden, E, device=device)) for E in ensembles]
+    out += [(f"lstm_products_E{E}", f"  its batched products alone (a floor), E={E}", E,
+             lstm_products_step(x.shape[0], x.shape[1], hidden, x.shape[-1], E, device)) for E in ensembles]
     out += [("torch_gru", "torch.nn.GRU + autograd + clip_grad_norm_, E=1", 1,
              torch_step(torch.nn.GRU, x, y, hidden, device))]
     out += [(f"gru_E{E}", f"bptt GRU (hand-derived BPTT), E={E}", E,
@@ -111,6 +147,9 @@ def rival_report(ms: dict[str, float], ensembles: list[int]) -> tuple[list[dict]
     for model, base in (("lstm", "torch_lstm"), ("gru", "torch_gru")):
         rows.append({"key": base, "ms_per_update": ms[base], "speedup": 1.0})
         for E in ensembles:
+            floor = f"{model}_products_E{E}"
+            if floor in ms:
+                rows.append({"key": floor, "ms_per_update": ms[floor], "speedup": ms[base] / ms[floor]})
             key = f"{model}_E{E}"
             speedup = ms[base] / ms[key]
             rows.append({"key": key, "ms_per_update": ms[key], "speedup": speedup})
@@ -158,6 +197,7 @@ def main(argv: list[str] | None = None) -> dict:
     }
     if not args.no_autograd:
         contenders[f"lstm_autograd_E{E}"] = (ensemble_step(LSTM, x, y, args.hidden, E, autograd=True), E)
+    contenders[f"lstm_products_E{E}"] = (lstm_products_step(x.shape[0], args.batch, args.hidden, x.shape[-1], E), E)
     for step, _ in contenders.values():
         step()
         step()
@@ -172,6 +212,7 @@ def main(argv: list[str] | None = None) -> dict:
               f"gru_E{E}": ms["torch_gru"] / ms[f"gru_E{E}"]}
     if not args.no_autograd:
         ratios[f"lstm_autograd_E{E}"] = ms["torch_lstm"] / ms[f"lstm_autograd_E{E}"]
+    ratios[f"lstm_products_E{E}"] = ms["torch_lstm"] / ms[f"lstm_products_E{E}"]
     print(f"T={x.shape[0]} B={args.batch} H={args.hidden} E={E} threads={torch.get_num_threads()} "
           f"repeats={args.repeats} (median ms per network update)")
     for name in names:

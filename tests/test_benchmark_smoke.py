@@ -85,7 +85,9 @@ def test_rivals_are_timed_in_the_same_run(tmp_path):
     data = json.loads(out.read_text())
     assert data["config"]["clock"] == "cpu" and data["config"]["rival_ensembles"] == [2, 3]
     rows = {r["key"]: r for r in data["rivals"]}
-    assert set(rows) == {"torch_lstm", "lstm_E2", "lstm_E3", "torch_gru", "gru_E2", "gru_E3"}
+    assert set(rows) == {"torch_lstm", "lstm_E2", "lstm_E3", "lstm_products_E2", "lstm_products_E3",
+                         "torch_gru", "gru_E2", "gru_E3"}
+    assert not any(t["name"].startswith("LSTM_PRODUCTS") for t in data["targets"])
     for model, base in (("lstm", "torch_lstm"), ("gru", "torch_gru")):
         assert rows[base]["speedup"] == 1.0
         for E in (2, 3):
