@@ -27,8 +27,12 @@ k = [1 | ½ | 4 | 1] return in W_recᵀ's rows and in the columns of the weight
 gradients (powers of two: exact).
 
 The factors that multiply ∂c_t and ∂h_t (g σ'_i, C_{t−1} σ'_f, i σ'_g, τ σ'_o, f and
-o(1 − τ²)) are formed in the forward loop, while the step's gates are still in cache,
-so that each backward step is four element-wise products and one batched product.
+o(1 − τ²)) are ready before the backward loop, so that each backward step is four
+element-wise products and one batched product. For large problems (T·E·B·H above
+``_BULK``) they are formed in the forward loop, while the step's gates are still in
+cache; for small ones, where the time goes to the number of calls per step rather than
+to memory traffic, the multipliers of every step are kept and the factors formed in
+two calls after the loop. Both ways give the same numbers.
 Exact up to rounding; the tests hold it to ``torch.autograd`` at 1e-10 in float64.
 
 The per-step arrays (``[T, E, B, ·]``: the gates' factors, [f | o(1 − τ²)] and the rows)
@@ -47,6 +51,7 @@ from bptt.models.readout import readout_backward
 
 
 _WORKSPACE = Workspace()
+_BULK = 2 ** 17  # T·E·B·H up to which the backward factors are formed after the forward loop
 _BLOCK = 4   # steps per product of the weight gradients (measured: 1–4 equally fast, 8+ slower)
 
 
@@ -102,8 +107,13 @@ def forward_backward(params: dict[str, torch.Tensor], x: torch.Tensor, y: torch.
     # backward factors [g σ'_i | C_{t−1} σ'_f | i σ'_g | τ σ'_o]; fq[t] = [f | o(1 − τ²)].
     act = ws.get("act", (T, E, B, 4 * H), dtype, dev)
     fq = ws.get("fq", (T, E, B, 2 * H), dtype, dev)
-    # m[t % 2] = [g_t | C_{t−1} | i_t | τ_t], the multipliers of σ' (two alternating buffers)
-    m = ws.get("mult", (2, E, B, 4 * H), dtype, dev)
+    # m[t % S] = [g_t | C_{t−1} | i_t | τ_t], the multipliers of σ'. Small problems keep
+    # them for every step (S = T + 1) and form the factors in two calls after the loop
+    # (fewer calls per step); large ones in two alternating buffers (S = 2), the factors
+    # formed in the loop while the step's gates are in cache.
+    bulk = T * E * B * H <= _BULK
+    S = T + 1 if bulk else 2
+    m = ws.get("mult", (S, E, B, 4 * H), dtype, dev)
     sig = ws.get("sig", (E, B, H), dtype, dev)
     if h0 is None:
         hs[:, 0].zero_()
@@ -113,23 +123,31 @@ def forward_backward(params: dict[str, torch.Tensor], x: torch.Tensor, y: torch.
         torch.mul(h0[..., H:], 2.0, out=m[0, ..., H:2 * H])
     W_all = torch.cat([W_rec, W_in, b.unsqueeze(1)], 1).mul_(two)     # [E,K,4H]
     minus_one = torch.full((), -1.0, dtype=dtype, device=dev)
+    # every view the loop needs, made a few calls at a time rather than one per step
+    gates = act.unflatten(-1, (4, H)).movedim(-2, 0).unbind(0)         # i, f, s_g, o: [T,E,B,H]
+    mults = m.unflatten(-1, (4, H)).movedim(-2, 0).unbind(0)           # g, C, i, τ: [S,E,B,H]
+    f_all, q_all = fq.unflatten(-1, (2, H)).movedim(-2, 0).unbind(0)
     with torch.inference_mode():
-        for t in range(T):
-            a = torch.bmm(rows[:, t], W_all, out=act[t]).sigmoid_()                # [i | f | s_g | o]
-            i, f, s_g, o = a.split(H, -1)
-            mt, mn = m[t % 2], m[(t + 1) % 2]
-            g, C_prev, i_m, tau = mt.split(H, -1)
-            C = mn[..., H:2 * H]
+        steps = zip(act.unbind(0), rows.unbind(1), hs.unbind(1)[1:], *(v.unbind(0) for v in gates),
+                    f_all.unbind(0), q_all.unbind(0))
+        m_g, m_C, m_i, m_tau = (v.unbind(0) for v in mults)
+        m_all = m.unbind(0)
+        for t, (a, r, h, i, f, s_g, o, f_t, q_t) in enumerate(steps):
+            torch.bmm(r, W_all, out=a).sigmoid_()                       # [i | f | s_g | o]
+            k0, k1 = t % S, (t + 1) % S
+            g, tau = m_g[k0], m_tau[k0]
             torch.add(minus_one, s_g, alpha=2.0, out=g)                 # g = 2 s_g − 1
-            i_m.copy_(i)
-            torch.mul(f, C_prev, out=C).addcmul_(i, g, value=2.0)      # C_t = f C_{t−1} + 2 i g
+            m_i[k0].copy_(i)
+            C = torch.mul(f, m_C[k0], out=m_C[k1]).addcmul_(i, g, value=2.0)   # C_t = f C_{t−1} + 2 i g
             torch.add(minus_one, torch.sigmoid(C, out=sig), alpha=2.0, out=tau)
-            h = torch.mul(o, tau, out=hs[:, t + 1])
-            f_t, q_t = fq[t].split(H, -1)
+            torch.mul(o, tau, out=h)
             f_t.copy_(f)
             torch.addcmul(o, h, tau, value=-1.0, out=q_t)               # o (1 − τ²)
-            a.addcmul_(a, a, value=-1.0).mul_(mt)                       # σ' ⊙ [g | C_{t−1} | i | τ]
-    C_last = m[T % 2, ..., H:2 * H]
+            if not bulk:
+                a.addcmul_(a, a, value=-1.0).mul_(m_all[k0])            # σ' ⊙ [g | C_{t−1} | i | τ]
+        if bulk:
+            act.addcmul_(act, act, value=-1.0).mul_(m[:T])
+    C_last = m[T % S, ..., H:2 * H]
 
     loss, grad_W_out, grad_b_out, direct = readout_backward(params, hs, y, output, mask)
     per_step = output in PER_STEP
