@@ -66,12 +66,9 @@ def test_gradients_equal_torch_lstm(output):
             assert torch.allclose(out.grads[k][e], g, atol=1e-10, rtol=0), k
 
 
-@pytest.mark.parametrize("bulk", (True, False))
 @pytest.mark.parametrize("output", OUTPUTS)
 @pytest.mark.parametrize("shared", (True, False))
-def test_hand_derived_pass_equals_autograd(monkeypatch, output, shared, bulk):
-    from bptt.models import lstm_bptt
-    monkeypatch.setattr(lstm_bptt, "_BULK", 10 ** 9 if bulk else 0)
+def test_hand_derived_pass_equals_autograd(output, shared):
     m = perturbed(output=output, init="orthogonal")
     x, y, mask = make_batch(output, T=13, E=None if shared else 2)
     h0 = torch.randn(2, 3, 10, dtype=torch.float64)
@@ -117,16 +114,13 @@ def test_invalid_arguments(kwargs, match):
         LSTM(3, 5, 4, **kwargs)
 
 
-@pytest.mark.parametrize("bulk", (True, False))
 @pytest.mark.parametrize("block", (1, 3, 4, 50))
 @pytest.mark.parametrize("T", (1, 4, 7))
-def test_blocked_weight_gradients_equal_autograd(monkeypatch, block, T, bulk):
+def test_blocked_weight_gradients_equal_autograd(monkeypatch, block, T):
     """The weight gradients are summed block by block in the backward loop: every split
-    of T into blocks (a partial first block, T below, at and above the block) is exact,
-    with the backward factors formed after the forward loop (small problems) or in it."""
+    of T into blocks (a partial first block, T below, at and above the block) is exact."""
     from bptt.models import lstm_bptt
     monkeypatch.setattr(lstm_bptt, "_BLOCK", block)
-    monkeypatch.setattr(lstm_bptt, "_BULK", 10 ** 9 if bulk else 0)
     m = perturbed(output="softmax")
     x, y, mask = make_batch("softmax", T=T, E=2)
     h0 = torch.randn(2, 3, 10, dtype=torch.float64)

@@ -27,12 +27,8 @@ k = [1 | ½ | 4 | 1] return in W_recᵀ's rows and in the columns of the weight
 gradients (powers of two: exact).
 
 The factors that multiply ∂c_t and ∂h_t (g σ'_i, C_{t−1} σ'_f, i σ'_g, τ σ'_o, f and
-o(1 − τ²)) are ready before the backward loop, so that each backward step is four
-element-wise products and one batched product. For large problems (T·E·B·H above
-``_BULK``) they are formed in the forward loop, while the step's gates are still in
-cache; for small ones, where the time goes to the number of calls per step rather than
-to memory traffic, the multipliers of every step are kept and the factors formed in
-two calls after the loop. Both ways give the same numbers.
+o(1 − τ²)) are formed in the forward loop, while the step's gates are still in cache,
+so that each backward step is four element-wise products and one batched product.
 Exact up to rounding; the tests hold it to ``torch.autograd`` at 1e-10 in float64.
 
 The per-step arrays (``[T, E, B, ·]``: the gates' factors, [f | o(1 − τ²)] and the rows)
@@ -51,7 +47,6 @@ from bptt.models.readout import readout_backward
 
 
 _WORKSPACE = Workspace()
-_BULK = 2 ** 17  # T·E·B·H up to which the backward factors are formed after the forward loop
 _BLOCK = 4   # steps per product of the weight gradients (measured: 1–4 equally fast, 8+ slower)
 
 
@@ -107,13 +102,8 @@ def forward_backward(params: dict[str, torch.Tensor], x: torch.Tensor, y: torch.
     # backward factors [g σ'_i | C_{t−1} σ'_f | i σ'_g | τ σ'_o]; fq[t] = [f | o(1 − τ²)].
     act = ws.get("act", (T, E, B, 4 * H), dtype, dev)
     fq = ws.get("fq", (T, E, B, 2 * H), dtype, dev)
-    # m[t % S] = [g_t | C_{t−1} | i_t | τ_t], the multipliers of σ'. Small problems keep
-    # them for every step (S = T + 1) and form the factors in two calls after the loop
-    # (fewer calls per step); large ones in two alternating buffers (S = 2), the factors
-    # formed in the loop while the step's gates are in cache.
-    bulk = T * E * B * H <= _BULK
-    S = T + 1 if bulk else 2
-    m = ws.get("mult", (S, E, B, 4 * H), dtype, dev)
+    # m[t % 2] = [g_t | C_{t−1} | i_t | τ_t], the multipliers of σ' (two alternating buffers)
+    m = ws.get("mult", (2, E, B, 4 * H), dtype, dev)
     sig = ws.get("sig", (E, B, H), dtype, dev)
     if h0 is None:
         hs[:, 0].zero_()
@@ -125,7 +115,7 @@ def forward_backward(params: dict[str, torch.Tensor], x: torch.Tensor, y: torch.
     minus_one = torch.full((), -1.0, dtype=dtype, device=dev)
     # every view the loop needs, made a few calls at a time rather than one per step
     gates = act.unflatten(-1, (4, H)).movedim(-2, 0).unbind(0)         # i, f, s_g, o: [T,E,B,H]
-    mults = m.unflatten(-1, (4, H)).movedim(-2, 0).unbind(0)           # g, C, i, τ: [S,E,B,H]
+    mults = m.unflatten(-1, (4, H)).movedim(-2, 0).unbind(0)           # g, C, i, τ: [2,E,B,H]
     f_all, q_all = fq.unflatten(-1, (2, H)).movedim(-2, 0).unbind(0)
     with torch.inference_mode():
         steps = zip(act.unbind(0), rows.unbind(1), hs.unbind(1)[1:], *(v.unbind(0) for v in gates),
@@ -134,7 +124,7 @@ def forward_backward(params: dict[str, torch.Tensor], x: torch.Tensor, y: torch.
         m_all = m.unbind(0)
         for t, (a, r, h, i, f, s_g, o, f_t, q_t) in enumerate(steps):
             torch.bmm(r, W_all, out=a).sigmoid_()                       # [i | f | s_g | o]
-            k0, k1 = t % S, (t + 1) % S
+            k0, k1 = t % 2, (t + 1) % 2
             g, tau = m_g[k0], m_tau[k0]
             torch.add(minus_one, s_g, alpha=2.0, out=g)                 # g = 2 s_g − 1
             m_i[k0].copy_(i)
@@ -143,11 +133,8 @@ def forward_backward(params: dict[str, torch.Tensor], x: torch.Tensor, y: torch.
             torch.mul(o, tau, out=h)
             f_t.copy_(f)
             torch.addcmul(o, h, tau, value=-1.0, out=q_t)               # o (1 − τ²)
-            if not bulk:
-                a.addcmul_(a, a, value=-1.0).mul_(m_all[k0])            # σ' ⊙ [g | C_{t−1} | i | τ]
-        if bulk:
-            act.addcmul_(act, act, value=-1.0).mul_(m[:T])
-    C_last = m[T % S, ..., H:2 * H]
+            a.addcmul_(a, a, value=-1.0).mul_(m_all[k0])                # σ' ⊙ [g | C_{t−1} | i | τ]
+    C_last = m[T % 2, ..., H:2 * H]
 
     loss, grad_W_out, grad_b_out, direct = readout_backward(params, hs, y, output, mask)
     per_step = output in PER_STEP
