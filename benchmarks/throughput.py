@@ -62,6 +62,14 @@ libraries (the kernel's high-water mark ``VmHWM`` is reset through
 ``/proc/self/clear_refs`` just before the update; with ``--device cuda``,
 ``torch.cuda.max_memory_allocated``).
 
+Rivals (``--rivals``): the speed target of the ensemble LSTM and GRU, per trained network
+at E = ``--rival-ensembles`` (default 32) at least 3× faster than ``torch.nn.LSTM`` /
+``nn.GRU`` + autograd + ``clip_grad_norm_`` + SGD at E = 1, on the same workload
+(H = 50, no Ω); the contenders are those of ``benchmarks/models.py``, timed in the same
+interleaved rounds as the others and reported with their speed-up over their own torch
+module. ``--clock cpu`` times every contender by the process's CPU time instead of the
+wall clock (meaningful with ``--threads 1`` on a machine shared with other jobs).
+
 Run ``python benchmarks/throughput.py --help`` for the options; ``--quick`` is a short
 run (fewer repeats, E up to 32, length 5000 skipped).
 """
@@ -71,6 +79,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import gc
+import importlib.util
 import json
 import math
 import os
@@ -107,6 +116,8 @@ TARGET_PEAK_FRACTION = 0.40      # best E: ≥ 40 % of the peak float32 matmul r
 TARGET_SPEEDUP_E1 = 3.0          # E = 1: ≥ 3× faster than the baseline
 
 DEFAULT_JSON = Path(__file__).resolve().parent / "results.json"
+CLOCK = {"wall": time.perf_counter, "cpu": time.process_time}
+clock = time.perf_counter    # what Contender.run times with (--clock)
 
 
 # ---------------------------------------------------------------------------------------
@@ -206,10 +217,10 @@ def measure_peak(device: torch.device, size: int, repeats: int) -> list[float]:
     rates = []
     for _ in range(repeats):
         sync()
-        t0 = time.perf_counter()
+        t0 = clock()
         torch.mm(a, b, out=c)
         sync()
-        rates.append(2.0 * size ** 3 / (time.perf_counter() - t0))
+        rates.append(2.0 * size ** 3 / (clock() - t0))
     return rates
 
 
@@ -249,12 +260,12 @@ class Contender:
     def run(self, n: int) -> float:
         """Seconds for ``n`` consecutive updates (synchronised at both ends)."""
         self.sync()
-        t0 = time.perf_counter()
+        t0 = clock()
         for _ in range(n):
             self.step(self.counter)
             self.counter += 1
         self.sync()
-        return time.perf_counter() - t0
+        return clock() - t0
 
 
 def make_baseline(pool, device) -> Contender:
@@ -318,6 +329,18 @@ def make_engine(E: int, pool, device, graph: bool | None = None) -> Contender:
     how = ", CUDA graph" if graph else ""
     return Contender(f"engine_E{E}", f"(4) bptt engine + Ω{how}, E={E}", "engine", E, True,
                      step, synchronizer(device))
+
+
+def make_rivals(pool, device, ensembles: list[int]):
+    """``(contenders, module)``: the ensemble LSTM and GRU and their torch modules, from
+    ``benchmarks/models.py`` (the module, for its report)."""
+    spec = importlib.util.spec_from_file_location("bptt_benchmark_models", Path(__file__).with_name("models.py"))
+    models = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(models)
+    x, y = pool[0][0][:, 0].cpu(), pool[0][1][0].cpu()
+    sync = synchronizer(device)
+    return [Contender(key, label, "rival", E, False, lambda i, step=step: step(), sync)
+            for key, label, E, step in models.rival_steps(x, y, N_HIDDEN, ensembles, device)], models
 
 
 def import_jax():
@@ -642,6 +665,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--memory-ensemble", type=int, default=64,
                    help="E of the training update whose memory is measured (default 64)")
     p.add_argument("--no-jax", action="store_true", help="skip the JAX contenders even if JAX imports")
+    p.add_argument("--rivals", action="store_true",
+                   help="also time the ensemble LSTM and GRU against torch.nn.LSTM / nn.GRU")
+    p.add_argument("--rival-ensembles", type=parse_ints, default=[32],
+                   help="E of the ensemble LSTM and GRU with --rivals (default 32)")
+    p.add_argument("--clock", choices=sorted(CLOCK), default="wall",
+                   help="wall clock (default) or the process's CPU time (with --threads 1 on a shared machine)")
     p.add_argument("--json", type=Path, default=DEFAULT_JSON,
                    help="where to write the results (default benchmarks/results.json)")
     p.add_argument("--seed", type=int, default=0)
@@ -654,7 +683,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    global clock
     args = build_parser().parse_args(argv)
+    clock = CLOCK[args.clock]
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
@@ -710,12 +741,13 @@ def main(argv: list[str] | None = None) -> int:
     contenders += [make_engine(E, dev_pools[E], device) for E in ensembles]
     if device.type == "cuda":
         contenders += [make_engine(E, dev_pools[E], device, graph=False) for E in ensembles]
+    rivals, rival_models = make_rivals(dev_pools[1], device, args.rival_ensembles) if args.rivals else ([], None)
 
-    for c in contenders:
+    for c in contenders + rivals:
         log(f"warming up {c.label} ...")
         calibrate(c, args.warmup, min_time)
-    log(f"timing {len(contenders)} contenders in {repeats} interleaved rounds ...")
-    time_rounds(contenders, repeats, not args.quiet)
+    log(f"timing {len(contenders) + len(rivals)} contenders in {repeats} interleaved rounds ...")
+    time_rounds(contenders + rivals, repeats, not args.quiet)
 
     log("measuring peak matmul rate again ...")
     peak_after = measure_peak(device, peak_size, peak_repeats)
@@ -737,7 +769,19 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nbest E: {best['ensemble']} ({best['ms_per_update']:.4g} ms per network update, "
           f"{best['ratio_to_baseline']:.1f}× faster than (1))")
 
-    del contenders, dev_pools, pools
+    rival_rows, rival_targets = [], []
+    if rivals:
+        ms = {c.key: statistics.median(c.samples) * 1e3 for c in rivals}
+        rival_rows, rival_targets = rival_models.rival_report(ms, args.rival_ensembles)
+        labels = {c.key: c.label for c in rivals}
+        w = max(len(v) for v in labels.values())
+        print(f"\nrivals (H={N_HIDDEN}, no Ω; speed-up over the torch module at E=1):")
+        for r in rival_rows:
+            r["label"] = labels[r["key"]]
+            r["ms_per_update_samples"] = [s * 1e3 for c in rivals if c.key == r["key"] for s in c.samples]
+            print(f"  {r['label']:<{w}} | {r['ms_per_update']:>9.4g} ms | {r['speedup']:>6.2f}×")
+
+    del contenders, rivals, dev_pools, pools
     gc.collect()
 
     evaluation = []
@@ -768,7 +812,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {what}: {m['peak_mb']:.1f} MB (kept after the call {m['retained_mb']:.1f} MB"
                   f"{again}) [{m['method']}]")
 
-    targets = check_targets(by_key, ensembles, jax is not None)
+    targets = check_targets(by_key, ensembles, jax is not None) + rival_targets
     print("\ntargets:")
     for t in targets:
         status = "SKIP" if t["passed"] is None else ("PASS" if t["passed"] else "FAIL")
@@ -784,7 +828,8 @@ def main(argv: list[str] | None = None) -> int:
                    "n_out": N_OUT, "unit": UNIT, "init": INIT, "lr": LR, "clip_threshold": THRESHOLD,
                    "alpha": ALPHA, "omega": OMEGA, "ensembles": ensembles, "repeats": repeats,
                    "min_time_s": min_time, "warmup": args.warmup, "pool": args.pool,
-                   "quick": args.quick, "device": str(device)},
+                   "quick": args.quick, "device": str(device), "clock": args.clock,
+                   "rival_ensembles": args.rival_ensembles if args.rivals else []},
         "peak": {"size": peak_size, "flops_per_second": peak,
                  "gflops_samples_before": [r / 1e9 for r in peak_before],
                  "gflops_samples_after": [r / 1e9 for r in peak_after]},
@@ -798,6 +843,7 @@ def main(argv: list[str] | None = None) -> int:
                         "fraction_of_peak": best["fraction_of_peak"]},
         "evaluation": evaluation,
         "memory": memory,
+        "rivals": rival_rows,
         "targets": targets,
     }
     args.json.parent.mkdir(parents=True, exist_ok=True)

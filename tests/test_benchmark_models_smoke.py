@@ -20,7 +20,8 @@ def test_tiny_run_reports_every_contender(tmp_path):
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
     data = json.loads(out.read_text())
-    assert set(data["ms_per_update"]) == {"torch_lstm", "lstm_E3", "torch_gru", "gru_E3", "lstm_autograd_E3"}
+    assert set(data["ms_per_update"]) == {"torch_lstm", "lstm_E3", "torch_gru", "gru_E3", "lstm_autograd_E3",
+                                          "lstm_products_E3"}
     for name, ms in data["ms_per_update"].items():
         assert math.isfinite(ms) and ms > 0, name
         assert len(data["samples"][name]) == 2

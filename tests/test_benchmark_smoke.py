@@ -71,3 +71,31 @@ def test_quick_benchmark_writes_complete_json(tmp_path):
     names = [t["name"] for t in data["targets"]]
     assert len(names) == 4
     assert all(t["passed"] in (True, False, None) for t in data["targets"])
+
+
+def test_rivals_are_timed_in_the_same_run(tmp_path):
+    out = tmp_path / "results.json"
+    cmd = [sys.executable, str(SCRIPT), "--quick", "--quiet", "--json", str(out), "--no-jax",
+           "--repeats", "2", "--length", "20", "--ensembles", "1", "--min-time", "0.01", "--warmup", "1",
+           "--pool", "1", "--threads", "1", "--peak-size", "256", "--eval-lengths", "20",
+           "--eval-sequences", "100", "--eval-chunk", "100", "--memory-ensemble", "2",
+           "--rivals", "--rival-ensembles", "2,3", "--clock", "cpu"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    data = json.loads(out.read_text())
+    assert data["config"]["clock"] == "cpu" and data["config"]["rival_ensembles"] == [2, 3]
+    rows = {r["key"]: r for r in data["rivals"]}
+    assert set(rows) == {"torch_lstm", "lstm_E2", "lstm_E3", "lstm_products_E2", "lstm_products_E3",
+                         "torch_gru", "gru_E2", "gru_E3"}
+    assert not any(t["name"].startswith("LSTM_PRODUCTS") for t in data["targets"])
+    for model, base in (("lstm", "torch_lstm"), ("gru", "torch_gru")):
+        assert rows[base]["speedup"] == 1.0
+        for E in (2, 3):
+            row = rows[f"{model}_E{E}"]
+            assert positive_finite(row["ms_per_update"]) and len(row["ms_per_update_samples"]) == 2
+            assert math.isclose(row["speedup"], rows[base]["ms_per_update"] / row["ms_per_update"])
+            target = next(t for t in data["targets"] if t["name"].startswith(f"{model.upper()} E={E} "))
+            assert target["passed"] == (row["speedup"] >= 3.0)
+    assert "rivals (H=50" in proc.stdout
+    # the main contenders are not mixed with the rivals
+    assert {r["key"] for r in data["contenders"]} == {"baseline", "reference", "engine_E1"}

@@ -112,3 +112,58 @@ def test_initialization():
 def test_invalid_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         LSTM(3, 5, 4, **kwargs)
+
+
+@pytest.mark.parametrize("block", (1, 3, 4, 50))
+@pytest.mark.parametrize("T", (1, 4, 7))
+def test_blocked_weight_gradients_equal_autograd(monkeypatch, block, T):
+    """The weight gradients are summed block by block in the backward loop: every split
+    of T into blocks (a partial first block, T below, at and above the block) is exact."""
+    from bptt.models import lstm_bptt
+    monkeypatch.setattr(lstm_bptt, "_BLOCK", block)
+    m = perturbed(output="softmax")
+    x, y, mask = make_batch("softmax", T=T, E=2)
+    h0 = torch.randn(2, 3, 10, dtype=torch.float64)
+    fast = m.forward_backward(x, y, alpha=0.0, h0=h0, mask=mask)
+    ref = AutogradEnsemble.forward_backward(m, x, y, alpha=0.0, h0=h0, mask=mask)
+    assert torch.allclose(fast.h_last, ref.h_last, atol=1e-12, rtol=0)
+    for k in ref.grads:
+        assert torch.allclose(fast.grads[k], ref.grads[k], atol=1e-10, rtol=0), k
+
+
+def test_saturated_gates_stay_exact():
+    """Large weights drive every gate and the cell's tanh into saturation, where the
+    tanh-through-sigmoid forms must still agree with autograd."""
+    m = perturbed(output="last_linear")
+    with torch.no_grad():
+        for name in ("W_in", "W_rec", "b"):
+            m.params[name].mul_(6.0)
+    x, y, _ = make_batch("last_linear", T=15)
+    h0 = torch.randn(2, 3, 10, dtype=torch.float64) * 3.0
+    fast = m.forward_backward(x, y, alpha=0.0, h0=h0)
+    ref = AutogradEnsemble.forward_backward(m, x, y, alpha=0.0, h0=h0)
+    assert ref.h_last[..., 5:].abs().max() > 3.0            # cells well past tanh's linear range
+    assert torch.allclose(fast.h_last, ref.h_last, atol=1e-12, rtol=0)
+    for k in ref.grads:
+        assert torch.allclose(fast.grads[k], ref.grads[k], atol=1e-10, rtol=1e-10), k
+
+
+def test_buffers_reused_across_shapes_do_not_leak_into_results():
+    """The module-wide buffers are reused from call to call, across shapes: a call after
+    a larger one gives the numbers of a first call, and nothing returned changes when
+    the buffers are written again."""
+    from bptt.engine.exact import Workspace
+    from bptt.models import lstm_bptt
+    small, large = perturbed(output="sigmoid"), LSTM(4, 7, 3, ensemble=3, dtype=torch.float64, output="softmax")
+    xs, ys, ms = make_batch("sigmoid", T=6, E=2)
+    xl, yl, ml = make_batch("softmax", T=19, n_in=4, n_out=3, seed=1)
+    params = {k: p.detach() for k, p in small.params.items()}
+    fresh = lstm_bptt.forward_backward(params, xs, ys, output="sigmoid", mask=ms, workspace=Workspace())
+    first = lstm_bptt.forward_backward(params, xs, ys, output="sigmoid", mask=ms)
+    kept = {k: g.clone() for k, g in first[1].items()}
+    large.forward_backward(xl, yl, alpha=0.0, mask=ml)
+    again = lstm_bptt.forward_backward(params, xs, ys, output="sigmoid", mask=ms)
+    for k in kept:
+        assert torch.equal(first[1][k], kept[k]), k                 # not overwritten by later calls
+        assert torch.equal(again[1][k], fresh[1][k]), k
+    assert torch.equal(again[0], fresh[0]) and torch.equal(again[2], fresh[2])
