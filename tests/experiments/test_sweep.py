@@ -2,6 +2,7 @@
 
 import os
 import signal
+import threading
 import sqlite3
 import subprocess
 import sys
@@ -113,7 +114,7 @@ def test_interrupted_sweep_resumes_from_checkpoints(tmp_path, monkeypatch):
 
     def next_batch(self, loop):
         if loop.update == 32:
-            os.kill(os.getpid(), signal.SIGINT)        # during update 33: it completes, then training stops
+            signal.pthread_kill(threading.get_ident(), signal.SIGINT)        # during update 33: it completes, then training stops
         return real(self, loop)
 
     monkeypatch.setattr(Trainer, "next_batch", next_batch)

@@ -3,6 +3,7 @@ interrupts at a consistent point, and resumption that gives the uninterrupted nu
 
 import os
 import signal
+import threading
 
 import numpy as np
 import pytest
@@ -70,7 +71,7 @@ def signal_at(trainer, update, sig=signal.SIGINT):
     def next_batch(loop):
         batch = real(loop)
         if loop.update + 1 == update:
-            os.kill(os.getpid(), sig)
+            signal.pthread_kill(threading.get_ident(), sig)
         return batch
 
     trainer.next_batch = next_batch
@@ -143,14 +144,14 @@ def test_signals_are_deferred_inside_then_delivered_to_their_handlers():
     reached = []
     with pytest.raises(KeyboardInterrupt):
         with deferred_interrupts() as stop:
-            os.kill(os.getpid(), signal.SIGINT)
+            signal.pthread_kill(threading.get_ident(), signal.SIGINT)
             reached.append(stop.requested)          # the signal did not interrupt this block
     assert reached == [True] and signal.getsignal(signal.SIGINT) is before
     seen = []
     previous = signal.signal(signal.SIGTERM, lambda signum, frame: seen.append(signum))
     try:
         with deferred_interrupts():
-            os.kill(os.getpid(), signal.SIGTERM)
+            signal.pthread_kill(threading.get_ident(), signal.SIGTERM)
             assert seen == []
         assert seen == [signal.SIGTERM]             # delivered once, on leaving
     finally:

@@ -4,6 +4,7 @@ import dataclasses
 import math
 import os
 import signal
+import threading
 import subprocess
 import sys
 
@@ -110,7 +111,7 @@ def test_a_signal_stops_after_the_update_in_progress(monkeypatch, sig):
     def interrupted(loop):
         calls["n"] += 1
         if calls["n"] == 33:
-            os.kill(os.getpid(), sig)          # arrives in the middle of update 33
+            signal.pthread_kill(threading.get_ident(), sig)          # arrives in the middle of update 33
         return real(loop)
 
     def as_interrupt(signum, frame):           # SIGTERM as the command line and sweep workers take it

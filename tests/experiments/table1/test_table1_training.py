@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 import signal
+import threading
 import subprocess
 import sys
 
@@ -232,7 +233,7 @@ def _interrupt_at(monkeypatch, call: int, exc: type[BaseException]):
         count["n"] += 1
         if count["n"] == call:
             if exc is KeyboardInterrupt:
-                os.kill(os.getpid(), signal.SIGINT)
+                signal.pthread_kill(threading.get_ident(), signal.SIGINT)
             else:
                 raise exc("stop here")
         return real(self, loop)
