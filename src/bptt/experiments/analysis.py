@@ -54,3 +54,16 @@ def pct(x: float | None, digits: int = 0) -> str:
 
 def frac(k: int, n: int) -> str:
     return f"{k}/{n}" if n else "—"
+
+
+def save_figure(fig, stem: Path) -> Path:
+    """Write a report's figure as ``stem.png`` (110 dpi) and ``stem.svg``, close it, and
+    return the PNG's path (the one the reports embed)."""
+    import matplotlib.pyplot as plt
+
+    png = stem.with_suffix(".png")
+    fig.savefig(png, dpi=110)
+    fig.savefig(stem.with_suffix(".svg"))
+    plt.close(fig)
+    return png
+

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from bptt.experiments import paper
-from bptt.experiments.analysis import Analysis, ClaimCheck, Comparison, Table, frac, pct
+from bptt.experiments.analysis import Analysis, ClaimCheck, Comparison, Table, frac, pct, save_figure
 from bptt.experiments.experiment import FULL_CHECK_EVERY, FULL_CHECK_SEQUENCES, Budget, Experiment
 from bptt.experiments.sweep import RunSpec
 from bptt.methods import METHOD_COLOR, Method
@@ -256,11 +256,7 @@ class Figure7(Experiment):
         fig.suptitle(f"Temporal order problem (budget {budget.name}: {budget.seeds} seed(s), "
                      f"≤ {budget.max_updates:,} updates per run)", fontsize=10, x=0.02, ha="left")
         fig.tight_layout(rect=(0, 0, 1, 0.97))
-        png = stem.with_suffix(".png")
-        fig.savefig(png, dpi=110)
-        fig.savefig(stem.with_suffix(".svg"))
-        plt.close(fig)
-        return png
+        return save_figure(fig, stem)
 
 
 def _mean(xs):

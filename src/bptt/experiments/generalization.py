@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from bptt.experiments import paper
-from bptt.experiments.analysis import Analysis, ClaimCheck, Comparison, Table, frac, pct
+from bptt.experiments.analysis import Analysis, ClaimCheck, Comparison, Table, frac, pct, save_figure
 from bptt.experiments.experiment import FULL_CHECK_EVERY, FULL_CHECK_SEQUENCES, Budget, Experiment
 from bptt.experiments.sweep import RunSpec
 from bptt.methods import Method
@@ -128,8 +128,4 @@ class Generalization(Experiment):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
         fig.tight_layout()
-        png = stem.with_suffix(".png")
-        fig.savefig(png, dpi=110)
-        fig.savefig(stem.with_suffix(".svg"))
-        plt.close(fig)
-        return png
+        return save_figure(fig, stem)

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from bptt.experiments import paper
-from bptt.experiments.analysis import Analysis, Comparison, Table, frac, pct
+from bptt.experiments.analysis import Analysis, Comparison, Table, frac, pct, save_figure
 from bptt.experiments.remedy_rows import ROWS
 from bptt.store import Status
 
@@ -303,8 +303,4 @@ def plot(exp, rows, stats: dict, stem: Path, budget) -> Path:
     fig.suptitle(f"The remedies side by side (budget {budget.name}: {budget.seeds} seed(s) per cell, "
                  f"≤ {budget.max_updates:,} updates per run)", fontsize=10, x=0.02, ha="left")
     fig.tight_layout(rect=(0, 0, 0.84, 0.96))
-    png = stem.with_suffix(".png")
-    fig.savefig(png, dpi=110)
-    fig.savefig(stem.with_suffix(".svg"))
-    plt.close(fig)
-    return png
+    return save_figure(fig, stem)

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from bptt.experiments import paper
-from bptt.experiments.analysis import Analysis, ClaimCheck, Comparison, Table, frac, pct
+from bptt.experiments.analysis import Analysis, ClaimCheck, Comparison, Table, frac, pct, save_figure
 from bptt.experiments.experiment import FULL_CHECK_EVERY, FULL_CHECK_SEQUENCES, Budget, Experiment
 from bptt.experiments.sweep import RunSpec
 from bptt.methods import Method
@@ -195,11 +195,7 @@ class Synthetic(Experiment):
         fig.suptitle(f"The other pathological problems (budget {budget.name}: {budget.seeds} seed(s), "
                      f"≤ {budget.max_updates:,} updates per run)", fontsize=10)
         fig.tight_layout()
-        png = stem.with_suffix(".png")
-        fig.savefig(png, dpi=110)
-        fig.savefig(stem.with_suffix(".svg"))
-        plt.close(fig)
-        return png
+        return save_figure(fig, stem)
 
 
 def _errors(runs: list[dict]) -> dict[int, float]:
