@@ -241,7 +241,8 @@ def test_the_report_reads_nottingham_from_table1_quick_runs_and_rho_from_the_fin
     rows = {r.name: r for r in ROWS}
     assert _nottingham(rows["msgd-c"], ctx["nottingham"]) == "3.250"
     assert _nottingham(rows["msgd"], ctx["nottingham"]).startswith("not run: no Nottingham run")
-    assert _nottingham(rows["lstm"], ctx["nottingham"]) == f"not run: {rows['lstm'].corpus_note}"
+    assert "--remedies" in _nottingham(rows["lstm"], ctx["nottingham"])       # runs, through Table 1's rows
+    assert _nottingham(rows["hf"], ctx["nottingham"]) == f"not run: {rows['hf'].corpus_note}"
 
 
 def test_a_row_with_its_own_cap_counts_its_updates_and_checks_within_them():

@@ -46,6 +46,10 @@ def _datasets(values: tuple[str, ...]) -> list[str]:
 @click.option("--dropout", default=0.0, show_default=True, type=click.FloatRange(0, 1, max_open=True),
               help="Dropout on the inputs and the readout, never the recurrence (Zaremba et al. 2014); "
                    "0: the paper's training.")
+@click.option("--remedies", is_flag=True,
+              help="Also train, on each music data set, one network per rival remedy of `bptt reproduce "
+                   "remedies` (LSTM, GRU, leaky, IRNN, skip, ESN, orthogonal, Nesterov, RMSprop, Adam, L1, L2) "
+                   "with Table 1's size, threshold, windows and epochs; the remedies report reads their figures.")
 @progress_option
 # -- the protocol's open choices --
 @click.option("--alpha-time", default="epochs", show_default=True, type=click.Choice(ALPHA_TIMES),
@@ -54,7 +58,7 @@ def _datasets(values: tuple[str, ...]) -> list[str]:
               help="Which members the non-finite guard protects: those that clip (the reference code), "
                    "always, or never.")
 def table1_command(datasets, budget, data_dir, out_dir, store_path, seed, threads, device, max_epochs,
-                   restart, progress, alpha_time, guard, dropout) -> None:
+                   restart, progress, alpha_time, guard, dropout, remedies) -> None:
     """The paper's Table 1: MSGD, MSGD-C and MSGD-CR on the natural problems.
 
     Trains the three methods on each data set (Piano-midi.de, Nottingham, MuseData,
@@ -66,14 +70,19 @@ def table1_command(datasets, budget, data_dir, out_dir, store_path, seed, thread
     """
     from bptt.experiments.table1 import run_table1
 
+    chosen = _datasets(datasets)
+    if remedies and all(d.startswith("ptb") for d in chosen):
+        raise click.UsageError("--remedies trains on the music data sets; add one with --dataset "
+                               "(e.g. --dataset nottingham)")
     sigterm_as_interrupt()
     store = open_store(store_path)
     try:
-        run_table1(store=store, datasets=_datasets(datasets), budget=budget, data_dir=data_dir,
+        run_table1(store=store, datasets=chosen, budget=budget, data_dir=data_dir,
                    out_dir=Path(out_dir) if out_dir else None, seed=seed, device=device, threads=threads,
                    max_epochs=max_epochs,
                    restart=restart,
-                   progress=progress, echo=click.echo, alpha_time=alpha_time, guard=guard, dropout=dropout)
+                   progress=progress, echo=click.echo, alpha_time=alpha_time, guard=guard, dropout=dropout,
+                   remedies=remedies)
     except (FileNotFoundError, ValueError, RuntimeError) as exc:
         raise click.ClickException(str(exc)) from None
     except KeyboardInterrupt:

@@ -146,7 +146,13 @@ def remedies_rows(budget) -> list[Row]:
            ("non-finite guard", "the members that clip: a norm NaN, infinite or > 10¹⁰ skips the update and shrinks "
                                 "the learned recurrent weights; an unguarded member that overflows ends `diverged`",
             REF),
-           ("precision", main["dtype"], OURS)]
+           ("precision", main["dtype"], OURS),
+           ("Nottingham column", "MSGD, MSGD-C, MSGD-CR: Table 1's quick runs (300 sigmoid units, SGD; "
+                                 "docs/table1.md); every other row with a rate below: its network and update rule "
+                                 "at 300 units with Table 1's quick protocol (threshold 8, windows of 200 steps, "
+                                 "at most 5 epochs, patience 3, the rate halved when the validation figure rises), "
+                                 "seed 0 (`bptt reproduce table1 --budget quick --dataset nottingham --remedies`)",
+            f"{OURS}; Table 1's protocol: docs/table1.md")]
     for row in ROWS:
         if row.name in missing:
             out.append((f"{row.label}", missing[row.name], "this build"))
@@ -154,6 +160,8 @@ def remedies_rows(budget) -> list[Row]:
         out += [(f"{row.label}: {setting}", value, source) for setting, value, source in row.protocol]
         out.append((f"{row.label}: learning rates searched", _join(f"{v:g}" for v in row.lr),
                     f"the first as its update rule's source; the others: {OURS}"))
+        if row.corpus_lr is not None:
+            out.append((f"{row.label}: learning rate on Nottingham", f"{row.corpus_lr:g}", row.corpus_lr_source))
     return out
 
 

@@ -227,8 +227,10 @@ class Remedies(Experiment):
 
     # -- what the report reads from the store besides the sweep's runs ----------------------------
     def context(self, store, records: list[dict], budget: Budget) -> dict:
-        """ρ at the end of every settled run (from its final network), and Table 1's
-        Nottingham runs at the quick budget in the same store."""
+        """ρ at the end of every settled run (from its final network), and the Nottingham
+        runs at Table 1's quick budget in the same store: the paper's three methods
+        (keyed by method) and the rival remedies' (``bptt reproduce table1 --remedies``,
+        keyed ``row:NAME``)."""
         from bptt.training import checkpoint
 
         rho = {}
@@ -241,12 +243,14 @@ class Remedies(Experiment):
             except (ValueError, KeyError):
                 continue
         notts = {}
-        for r in reversed(store.list_runs(sweep="table1-quick")):        # oldest first: the newest wins
+        runs = store.list_runs(sweep="table1-quick") + store.list_runs(sweep="table1-quick-remedies")
+        for r in sorted(runs, key=lambda r: r["id"]):                   # oldest first: the newest wins
             c = r["config"]
             if c.get("experiment") == "table1" and c.get("dataset") == "nottingham" \
                     and r["status"] in OUTCOME_STATUSES:
-                notts[c.get("method")] = {"test": r["metrics"].get("test"), "measure": r["metrics"].get("measure"),
-                                          "run": r["id"], "status": r["status"]}
+                key = c.get("method") if not c.get("row") else f"row:{c['row']['name']}"
+                notts[key] = {"test": r["metrics"].get("test"), "measure": r["metrics"].get("measure"),
+                              "run": r["id"], "status": r["status"], "lr": c.get("lr")}
         return {"rho": rho, "nottingham": notts}
 
     # -- the report ------------------------------------------------------------------------------

@@ -176,8 +176,11 @@ def analyze(exp, records: list[dict], budget, out_dir: Path, rho: dict, nottingh
                          "gradient was clipped. ρ at the end: median over the row's runs of the spectral radius of "
                          "the final network's W_rec (LSTM and GRU: the candidate block; skip: W_rec alone; the "
                          "echo-state network: its fixed reservoir). Nottingham: the test negative log-likelihood "
-                         "per time step at the best validation epoch of `bptt reproduce table1 --budget quick` "
-                         "(the paper's sigmoid network, 300 units), read from the same store.")
+                         "per time step at the best validation epoch, one network (seed 0) each, read from the same "
+                         "store: for MSGD, MSGD-C and MSGD-CR `bptt reproduce table1 --budget quick` (the paper's "
+                         "sigmoid network, 300 units), for the other rows `… --remedies` (the row's network and "
+                         "update rule at 300 units, at the rate given, with Table 1's threshold, windows and 5 "
+                         "epochs; the protocol table lists each rate and its source).")
 
     hf_cost = _second_order_cost(rows, grid)
 
@@ -249,16 +252,18 @@ def _second_order_cost(rows, grid: dict) -> Table | None:
 
 
 def _nottingham(row, nottingham: dict) -> str:
-    if row.table1_method is None:
+    if row.table1_method is None and row.corpus_lr is None:
         return f"not run: {row.corpus_note}"
-    found = nottingham.get(row.table1_method)
+    found = nottingham.get(row.table1_method if row.table1_method is not None else f"row:{row.name}")
     if not found:
-        return ("not run: no Nottingham run of `bptt reproduce table1 --budget quick --dataset nottingham` "
+        extra = "" if row.table1_method is not None else " --remedies"
+        return (f"not run: no Nottingham run of `bptt reproduce table1 --budget quick --dataset nottingham{extra}` "
                 "in this store")
     test = found.get("test")
     if test is None or not math.isfinite(test):
         return f"— ({found.get('status')})"
-    return f"{test:.3f}"
+    return f"{test:.3f}" + ("" if row.table1_method is not None or found.get("lr") is None
+                            else f" (rate {found['lr']:g})")
 
 
 def plot(exp, rows, stats: dict, stem: Path, budget) -> Path:

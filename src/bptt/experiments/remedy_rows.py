@@ -55,6 +55,11 @@ class Remedy:
         table1_method: the Table 1 method that trains this row on the music corpora
             (``msgd``, ``msgd-c``, ``msgd-cr``), or ``None`` when Table 1's training
             cannot train it (then ``corpus_note`` says why).
+        corpus_lr: the learning rate of the row's run on Table 1's music data sets
+            (``bptt reproduce table1 --remedies``: the row's network and update rule with
+            Table 1's size, threshold, windows, epochs and evaluation), with its source in
+            ``corpus_lr_source``; ``None`` for rows without such a run (``table1_method``
+            rows are Table 1's own; the others say why in ``corpus_note``).
         corpus_note: why the row has no Nottingham run.
         optional: a row that may be missing from this build (listed as not available
             when its configuration does not check, instead of raising).
@@ -71,6 +76,8 @@ class Remedy:
     clipping: str
     protocol: tuple = ()
     table1_method: str | None = None
+    corpus_lr: float | None = None
+    corpus_lr_source: str = ""
     corpus_note: str = ""
     optional: bool = False
     caps: tuple = ()
@@ -86,6 +93,21 @@ class Remedy:
         recommended one) with the ``shared`` fields (task, lengths, seed, budget ...)."""
         return {**self.train, "lr": float(self.lr[0] if lr is None else lr), "hidden": paper.HIDDEN,
                 "batch_size": paper.BATCH_SIZE, **shared}
+
+    def corpus_row(self) -> dict | None:
+        """The row's network and update rule as Table 1's
+        :attr:`bptt.experiments.table1.protocol.NaturalConfig.row` (``None`` when the row has
+        no run of its own on the music data sets)."""
+        from bptt.experiments.table1.protocol import ROW_FIELDS
+
+        if self.corpus_lr is None:
+            return None
+        return {"name": self.name} | {k: v for k, v in self.train.items() if k in ROW_FIELDS}
+
+    @property
+    def method(self) -> str:
+        """The row's method (``msgd``, ``msgd-c`` or ``msgd-cr``)."""
+        return str(self.train.get("method", "msgd-cr"))
 
     def unavailable(self) -> str | None:
         """Why this build cannot train the row (``None``: it can).
@@ -166,6 +188,8 @@ HF_GRADIENT_BATCH, HF_CURVATURE_BATCH = 500, 100
 HF_CAPS = (("smoke", 2), ("quick", 20), ("full", 5000))
 
 _NO_CORPUS = "Table 1's training trains the paper's Elman network with the paper's SGD only"
+#: The source of the Nottingham learning rate of the SGD rows on an Elman-like network.
+TABLE1_RATE = "Table 1's rate (paper §4.2: 1 on Nottingham)"
 
 ROWS: tuple[Remedy, ...] = (
     _paper("msgd", "MSGD"),
@@ -181,7 +205,7 @@ ROWS: tuple[Remedy, ...] = (
             ("forget-gate bias", "1", "Jozefowicz, Zaremba & Sutskever 2015"),
             ("update rule", "SGD, learning rate 1", "Zaremba, Sutskever & Vinyals 2014 (lr 1)"),
             ("clipping", "norm, threshold 5", "Sutskever et al. 2014; Zaremba et al. 2014")),
-           corpus_note=_NO_CORPUS + " (this row: the LSTM)"),
+           corpus_lr=1.0, corpus_lr_source="Zaremba, Sutskever & Vinyals 2014 (SGD at 1)"),
     Remedy("gru", "GRU",
            {"model": "gru", "method": "msgd-c", "optimizer": "rmsprop", "threshold": 1.0, "alpha": 0.0},
            (1e-3, 3e-3, 3e-4),
@@ -190,7 +214,7 @@ ROWS: tuple[Remedy, ...] = (
             ("update rule", "RMSprop, learning rate 1e-3, decay 0.99", "Chung et al. "
              "2014 (RMSprop); the rate and decay: PyTorch's defaults"),
             ("clipping", "norm, threshold 1", "Chung et al. 2014")),
-           corpus_note=_NO_CORPUS + " (this row: the GRU with RMSprop)"),
+           corpus_lr=1e-3, corpus_lr_source="the row's (RMSprop's default)"),
     Remedy("leaky", "leaky units",
            {"model": "leaky", "init": "smart_tanh", "method": "msgd-c", "threshold": 1.0, "alpha": 0.0},
            (paper.LEARNING_RATE, 0.03, 0.003),
@@ -199,7 +223,7 @@ ROWS: tuple[Remedy, ...] = (
              "Bengio, Boulanger-Lewandowski & Pascanu 2013; the spread: our choice"),
             ("update rule", "SGD, learning rate 0.01", f"{OURS} (the paper's)"),
             ("clipping", "norm, threshold 1", "Bengio et al. 2013")),
-           corpus_note=_NO_CORPUS + " (this row: leaky units)"),
+           corpus_lr=1.0, corpus_lr_source=TABLE1_RATE),
     Remedy("irnn", "IRNN",
            {"model": "elman", "init": "identity", "method": "msgd-c", "threshold": 1.0, "alpha": 0.0},
            (1e-3, 1e-2, 1e-4),
@@ -208,7 +232,7 @@ ROWS: tuple[Remedy, ...] = (
             ("update rule", "SGD, learning rate 1e-3",
              "Le et al. 2015 search the rate; these candidates: our choice"),
             ("clipping", "norm, threshold 1", "Le et al. 2015 (their search: 1, 10, 100)")),
-           corpus_note=_NO_CORPUS + " (this row: ReLU units, which Table 1's sigmoid protocol does not use)"),
+           corpus_lr=0.1, corpus_lr_source=f"{OURS} (a tenth of Table 1's rate: ReLU units are unbounded)"),
     Remedy("skip", "skip connections (d = 5)",
            {"model": "skip", "init": "smart_tanh", "model_options": {"delay": 5}, "method": "msgd-c",
             "threshold": 1.0, "alpha": 0.0},
@@ -218,7 +242,7 @@ ROWS: tuple[Remedy, ...] = (
              "Lin, Horne, Tiňo & Giles 1996; El Hihi & Bengio 1996; d = 5: our choice"),
             ("update rule", "SGD, learning rate 0.01", f"{OURS} (the paper's)"),
             ("clipping", "norm, threshold 1", f"{OURS} (the paper's)")),
-           corpus_note=_NO_CORPUS + " (this row: the skip network)"),
+           corpus_lr=1.0, corpus_lr_source=TABLE1_RATE),
     Remedy("esn", "echo-state network",
            {"model": "esn", "method": "msgd", "optimizer": "adam", "alpha": 0.0},
            (1e-2, 3e-3, 3e-2),
@@ -228,7 +252,7 @@ ROWS: tuple[Remedy, ...] = (
             ("readout training", "Adam on the readout through the training loop, learning rate 1e-2",
              f"{OURS} (Lukoševičius 2012: closed-form ridge regression, "
              "`ESN.fit_readout`; the loop trains by gradient so that every row has the same update budget)")),
-           corpus_note=_NO_CORPUS + " (this row: the echo-state network)"),
+           corpus_lr=1e-2, corpus_lr_source="the row's (Adam on the readout)"),
     Remedy("orthogonal", "orthogonal init",
            {"model": "elman", "init": "orthogonal", "method": "msgd-c", "threshold": 1.0, "alpha": 0.0},
            (paper.LEARNING_RATE, 0.03, 0.003),
@@ -236,7 +260,7 @@ ROWS: tuple[Remedy, ...] = (
            (("network", "50 tanh units, W_rec orthogonal (gain 1)", "Saxe, McClelland & Ganguli 2014"),
             ("update rule", "SGD, learning rate 0.01", f"{OURS} (the paper's)"),
             ("clipping", "norm, threshold 1", f"{OURS} (the paper's)")),
-           corpus_note="Table 1's protocol fixes its initialization (the paper's sigmoid N(0, 0.01²))"),
+           corpus_lr=1.0, corpus_lr_source=TABLE1_RATE),
     Remedy("nesterov", "Nesterov momentum",
            {**_ELMAN, "method": "msgd-c", "optimizer": "nesterov", "momentum": 0.9, "threshold": 1.0, "alpha": 0.0},
            (3e-3, 1e-2, 1e-3),
@@ -245,7 +269,8 @@ ROWS: tuple[Remedy, ...] = (
             ("update rule", "SGD with Nesterov momentum μ = 0.9, learning rate 3e-3",
              "Sutskever, Martens, Dahl & Hinton 2013 (μ 0.9 to 0.99); the rates: our choice"),
             ("clipping", "norm, threshold 1", "Bengio et al. 2013")),
-           corpus_note=_NO_CORPUS + " (this row: Nesterov momentum)"),
+           corpus_lr=0.1,
+           corpus_lr_source=f"{OURS}: Table 1's rate × (1 − μ), the same step size once the momentum builds up"),
     Remedy("rmsprop", "RMSprop",
            {**_ELMAN, "method": "msgd-c", "optimizer": "rmsprop", "threshold": 1.0, "alpha": 0.0},
            (1e-3, 3e-3, 3e-4),
@@ -254,7 +279,7 @@ ROWS: tuple[Remedy, ...] = (
             ("update rule", "RMSprop, learning rate 1e-3, decay 0.99",
              "Tieleman & Hinton 2012; the rate and decay: PyTorch's defaults"),
             ("clipping", "norm, threshold 1", f"{OURS} (the paper's)")),
-           corpus_note=_NO_CORPUS + " (this row: RMSprop)"),
+           corpus_lr=1e-3, corpus_lr_source="the row's (RMSprop's default)"),
     Remedy("adam", "Adam",
            {**_ELMAN, "method": "msgd-c", "optimizer": "adam", "threshold": 1.0, "alpha": 0.0},
            (1e-3, 3e-3, 3e-4),
@@ -263,7 +288,7 @@ ROWS: tuple[Remedy, ...] = (
             ("update rule", "Adam, learning rate 1e-3, β = (0.9, 0.999), ε = 1e-8",
              "Kingma & Ba 2015"),
             ("clipping", "norm, threshold 1", f"{OURS} (the paper's)")),
-           corpus_note=_NO_CORPUS + " (this row: Adam)"),
+           corpus_lr=1e-3, corpus_lr_source="the row's (Kingma & Ba 2015)"),
     Remedy("l1", "L1 on W_rec",
            {**_ELMAN, "method": "msgd-c", "threshold": 1.0, "alpha": 0.0, "l1": 1e-4},
            (paper.LEARNING_RATE, 0.03, 0.003),
@@ -272,7 +297,7 @@ ROWS: tuple[Remedy, ...] = (
             ("penalty", "λ₁ ‖W_rec‖₁ (sum of absolute values), λ₁ = 1e-4", f"§3.3 names the remedy; λ₁: {OURS}"),
             ("update rule", "SGD, learning rate 0.01", PAPER),
             ("clipping", "norm, threshold 1", PAPER)),
-           corpus_note="Table 1's protocol has no L1/L2 penalty"),
+           corpus_lr=1.0, corpus_lr_source=TABLE1_RATE),
     Remedy("l2", "L2 on W_rec",
            {**_ELMAN, "method": "msgd-c", "threshold": 1.0, "alpha": 0.0, "l2": 1e-3},
            (paper.LEARNING_RATE, 0.03, 0.003),
@@ -282,7 +307,7 @@ ROWS: tuple[Remedy, ...] = (
              "`bptt plot penalties`)"),
             ("update rule", "SGD, learning rate 0.01", PAPER),
             ("clipping", "norm, threshold 1", PAPER)),
-           corpus_note="Table 1's protocol has no L1/L2 penalty"),
+           corpus_lr=1.0, corpus_lr_source=TABLE1_RATE),
     Remedy("hf", "Hessian-free",
            {**_ELMAN, "method": "msgd", "optimizer": "hf", "alpha": 0.0, "gradient_batch": HF_GRADIENT_BATCH,
             "curvature_batch": HF_CURVATURE_BATCH},

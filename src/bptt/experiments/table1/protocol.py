@@ -89,7 +89,10 @@ BUDGET_SETTINGS: dict[str, dict[str, dict]] = {
 ALPHA_TIMES = ("epochs", "updates")
 #: What runs recorded before these settings existed did; a configuration with these
 #: values hashes as theirs did (:attr:`NaturalConfig.group`), so their stores resume.
-LEGACY_CHOICES = {"alpha_time": "updates", "guard": "always", "dropout": 0.0}
+LEGACY_CHOICES = {"alpha_time": "updates", "guard": "always", "dropout": 0.0, "row": None}
+#: The fields a rival remedy's row (:attr:`NaturalConfig.row`) may set: its network and
+#: its update rule (``name`` labels it). Size, windows, epochs and evaluation stay Table 1's.
+ROW_FIELDS = ("name", "model", "model_options", "init", "unit", "optimizer", "momentum", "l1", "l2")
 
 _POSITIVE_INT = Interval(1, None, integer=True)
 _RATE = Interval(0, None, closed="neither")
@@ -113,6 +116,8 @@ CONSTRAINTS = {
     "device": [Check(lambda v: isinstance(v, str) and bool(v), "a device name such as 'cpu' or 'cuda'")],
     # -- the protocol's open choices --
     "alpha_time": [Options(ALPHA_TIMES)], "guard": [Options(GUARDS)],
+    "row": [NONE, Check(lambda v: isinstance(v, dict) and bool(v.get("name")) and set(v) <= set(ROW_FIELDS),
+                        f"a dict with a name and fields from {', '.join(ROW_FIELDS)}")],
 }
 
 
@@ -135,6 +140,12 @@ class NaturalConfig:
     readout during training (Zaremba et al. 2014; :mod:`bptt.engine.dropout`); at 0 it
     is left out of :attr:`group`'s hash (:data:`LEGACY_CHOICES`), so the runs without it
     keep their keys.
+    ``row`` (``None``: the paper's sigmoid network and SGD) trains a rival remedy
+    instead, one network (``methods`` holds its one method): the
+    :class:`bptt.training.config.TrainConfig` fields of :data:`ROW_FIELDS` (network,
+    initialization, unit, optimizer, penalties; ``name`` labels it) with this
+    configuration's size, learning rate, threshold, windows, epochs and evaluation
+    (:meth:`train_config`). The music data sets only.
     """
 
     dataset: str
@@ -171,6 +182,7 @@ class NaturalConfig:
     alpha_time: str = "epochs"
     guard: str = "clipping"
     dropout: float = 0.0
+    row: dict | None = None
 
     def __post_init__(self) -> None:
         self.methods = tuple(Method(m) if m in METHODS else m for m in self.methods)
@@ -184,7 +196,48 @@ class NaturalConfig:
             for m in self.methods:
                 if m not in self.lr:
                     raise ValueError(f"learning rate of {m} is missing from lr={self.lr}")
+        if self.row is not None:
+            who = f"remedy row {self.row['name']!r}"
+            if self.is_text:
+                raise ValueError(f"{who}: rival remedies train on the music data sets only, not {self.dataset}")
+            if len(self.methods) != 1:
+                raise ValueError(f"{who} trains one network: give one method, not {len(self.methods)}")
+            if Method(self.methods[0]).regularizes:
+                raise ValueError(f"{who}: Ω (msgd-cr) is Table 1's own third method; give msgd or msgd-c")
+            try:
+                tc = self.train_config()
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"{who} makes no sense: {exc}") from None
+            if tc.l1 or tc.l2:
+                from types import SimpleNamespace
+
+                from bptt.training.build import build_model
+
+                probe = build_model(dataclasses.replace(tc, hidden=2, device="cpu"),
+                                    SimpleNamespace(n_in=1, n_out=1, output="sigmoid"))
+                if not probe.recurrent_names:
+                    raise ValueError(f"{who} makes no sense: an L1/L2 penalty on W_rec needs recurrent weights "
+                                     f"that learn, and model {tc.model!r} learns none")
         return self
+
+    def train_config(self):
+        """The :class:`bptt.training.config.TrainConfig` that builds this row's network
+        and update rule (:func:`bptt.training.build.build_model`, ``build_rule``); only
+        for a configuration with a :attr:`row`."""
+        from bptt.training.config import TrainConfig
+
+        if self.row is None:
+            raise ValueError("train_config: this configuration trains the paper's network, not a remedy row")
+        method = Method(self.methods[0]).value
+        fields = {k: v for k, v in self.row.items() if k != "name"}
+        return TrainConfig(**fields, method=method, lr=self.method_lr(method),
+                           threshold=float(self.threshold), alpha=0.0, hidden=self.hidden, seeds=[self.seed],
+                           dtype=self.dtype, device=self.device, guard=self.guard).validate()
+
+    @property
+    def label(self) -> str:
+        """How reports name the configuration's network: the row's name, or the paper's."""
+        return self.row["name"] if self.row is not None else "paper"
 
     @property
     def is_text(self) -> bool:

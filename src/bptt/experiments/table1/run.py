@@ -17,7 +17,7 @@ from .report import table_markdown, write_report
 from .sources import load_source
 from .training import DatasetResult, train_natural
 
-__all__ = ["run_table1", "report_table1", "sweep_name"]
+__all__ = ["run_table1", "report_table1", "sweep_name", "train_remedy_rows", "remedy_row_config"]
 
 
 def sweep_name(budget: str) -> str:
@@ -30,7 +30,7 @@ def run_table1(*, store, datasets: list[str] | tuple[str, ...] = DATASETS, budge
                device: str = "cpu", threads: int | None = 1, max_epochs: int | None = None,
                restart: bool = False, progress: bool = False,
                echo: Callable[[str], None] = print, alpha_time: str = "epochs",
-               guard: str = "clipping", dropout: float = 0.0) -> dict[str, DatasetResult]:
+               guard: str = "clipping", dropout: float = 0.0, remedies: bool = False) -> dict[str, DatasetResult]:
     """Train the three methods on each data set and write the report.
 
     ``max_epochs`` caps every data set's epochs below its budget's (it becomes part of
@@ -42,6 +42,9 @@ def run_table1(*, store, datasets: list[str] | tuple[str, ...] = DATASETS, budge
     (default ``reproductions/table1-BUDGET``), and the same as ``report.md`` and
     ``report.html`` (:func:`.html.write_html_report`). ``dropout`` trains with dropout on
     the non-recurrent connections (Zaremba et al. 2014; 0: the paper's training).
+    ``remedies`` also trains, on each music data set, one network per rival remedy of
+    ``bptt reproduce remedies`` that has a rate for it (:func:`train_remedy_rows`); the
+    remedies report reads their figures from the store.
     """
     unknown = [d for d in datasets if d not in DATASETS]
     if unknown:
@@ -59,6 +62,11 @@ def run_table1(*, store, datasets: list[str] | tuple[str, ...] = DATASETS, budge
             config = protocol(name, budget, seed=seed, device=device, max_epochs=max_epochs, **choices)
         results[name] = train_natural(config, store, source=sources[name], progress=progress, echo=echo,
                                       threads=threads, restart=restart)
+    if remedies:
+        for name in (d for d in datasets if not d.startswith("ptb")):
+            train_remedy_rows(name, budget, store, source=sources[name], seed=seed, device=device,
+                              max_epochs=max_epochs, threads=threads, restart=restart, progress=progress,
+                              echo=echo, alpha_time=alpha_time, guard=guard)
     out = Path(out_dir) if out_dir is not None else Path("reproductions") / sweep_name(budget)
     paths = write_report(results, store, out, budget=budget,
                          seconds=time.perf_counter() - started)
@@ -119,3 +127,46 @@ def report_table1(store, sweep: str, out_dir: str | os.PathLike | None = None, *
     paths = write_report(results, store, out, budget=budget) + write_html_report(out)
     echo("wrote " + ", ".join(str(p) for p in paths))
     return paths
+
+
+def remedy_row_config(dataset: str, budget: str, row, *, seed: int = 0, device: str = "cpu",
+                      max_epochs: int | None = None, **choices):
+    """The Table 1 configuration that trains remedy ``row`` (a
+    :class:`bptt.experiments.remedy_rows.Remedy` with a ``corpus_lr``) on ``dataset``:
+    the row's network, method and update rule at its ``corpus_lr``, with Table 1's size,
+    threshold, windows, epochs and evaluation at ``budget``."""
+    fields = row.corpus_row()
+    if fields is None:
+        raise ValueError(f"remedy row {row.name!r} has no run on the music data sets: {row.corpus_note}")
+    over = dict(seed=seed, device=device, row=fields, methods=(row.method,), lr=float(row.corpus_lr),
+                alpha0=0.0, **choices)
+    config = protocol(dataset, budget, **over)
+    if max_epochs is not None and max_epochs < config.max_epochs:
+        config = protocol(dataset, budget, max_epochs=max_epochs, **over)
+    return config
+
+
+def train_remedy_rows(dataset: str, budget: str, store, *, source=None, data_dir=None, rows=None,
+                      echo: Callable[[str], None] = print, threads: int | None = 1, restart: bool = False,
+                      progress: bool = False, **options) -> dict[str, DatasetResult]:
+    """Train every rival remedy with a rate for the music data sets (``rows``: names, default
+    all of them) on ``dataset``, one network each, recorded under ``table1-BUDGET-remedies``;
+    finished runs are read back. Returns row name → result."""
+    from bptt.experiments.remedy_rows import rows as all_rows
+
+    chosen = [r for r in all_rows().values() if r.corpus_lr is not None and (rows is None or r.name in rows)]
+    if rows is not None:
+        unknown = sorted(set(rows) - {r.name for r in chosen})
+        if unknown:
+            raise ValueError(f"no remedy row with a run on the music data sets named {', '.join(unknown)}; "
+                             f"choose from {', '.join(r.name for r in all_rows().values() if r.corpus_lr)}")
+    out = {}
+    for row in chosen:
+        config = remedy_row_config(dataset, budget, row, **options)
+        res = train_natural(config, store, source=source, data_dir=data_dir, threads=threads, restart=restart,
+                            progress=progress, echo=lambda line, name=row.name: echo(f"[{name}] {line}"))
+        m = res.members[0]
+        echo(f"{dataset}, {row.label}: train / valid / test {m.train:.3f} / {m.valid:.3f} / {m.test:.3f} "
+             f"(best epoch {m.best_epoch}, {m.status})")
+        out[row.name] = res
+    return out

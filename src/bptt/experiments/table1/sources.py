@@ -21,7 +21,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from bptt.models import ElmanRNN
 
 from .protocol import DATASETS, PROTOCOL
 
@@ -133,7 +132,7 @@ def load_source(dataset: str, data_dir: str | os.PathLike | None = None, *, cach
 
 
 @torch.no_grad()
-def evaluate_split(model: ElmanRNN, source, split: str, *, batch_size: int = 32, window: int = 200,
+def evaluate_split(model, source, split: str, *, batch_size: int = 32, window: int = 200,
                    max_windows: int | None = None) -> tuple[np.ndarray, int]:
     """Total loss in nats of every member over a split, forward only.
 
@@ -144,7 +143,7 @@ def evaluate_split(model: ElmanRNN, source, split: str, *, batch_size: int = 32,
         ``(nats [E] float64, count)``: the summed loss and the number of predicted
         steps it covers (all of the split's unless ``max_windows`` stops early).
     """
-    E, H = model.ensemble, model.n_hidden
+    E, H = model.ensemble, model.state_size
     total = torch.zeros(E, dtype=torch.float64)
     count = 0
     h = None

@@ -78,6 +78,7 @@ from bptt.optim import PaperSGD, guarded
 from bptt.store import OUTCOME_STATUSES, Status
 from bptt.training import checkpoint
 from bptt.training import loop as core
+from bptt.training.build import build_model, build_rule
 from bptt.training.loop import Schedule, TrainingLoop
 
 from .protocol import NaturalConfig
@@ -204,6 +205,13 @@ def _num_threads(n: int | None):
         torch.set_num_threads(saved)
 
 
+def sweep_of(config: NaturalConfig) -> str:
+    """The sweep a configuration's runs are recorded under: ``table1-BUDGET`` for the
+    paper's three methods, ``table1-BUDGET-remedies`` for a rival remedy's row (so that
+    Table 1's report never takes a row's network for one of the paper's)."""
+    return f"table1-{config.budget}" + ("" if config.row is None else "-remedies")
+
+
 class NaturalTrainer(Schedule):
     """The schedule of one data set's ensemble on the training loop (see the module
     docstring): epochs of windows with the state carried, evaluation at each epoch's
@@ -227,12 +235,17 @@ class NaturalTrainer(Schedule):
         self.progress = progress
         self.echo = echo or (lambda s: None)
         E = len(c.methods)
-        model = ElmanRNN(source.n_in, c.hidden, source.n_out, unit=c.unit, init=c.init,
-                         output=source.output, seeds=[c.seed] * E, dtype=getattr(torch, c.dtype), device=c.device)
         self.members = [_Member(Method(m).value, c.method_lr(m), c.method_threshold(m), c.method_alpha0(m))
                         for m in c.methods]
+        if c.row is None:
+            model = ElmanRNN(source.n_in, c.hidden, source.n_out, unit=c.unit, init=c.init, output=source.output,
+                             seeds=[c.seed] * E, dtype=getattr(torch, c.dtype), device=c.device)
+            rule = self._rule(model, self.members, c.guard)
+        else:                        # a rival remedy: its own network and update rule
+            model = build_model(c.train_config(), source)
+            rule = build_rule(c.train_config(), model)
         self.loop = TrainingLoop(
-            model, self._rule(model, self.members, c.guard), alpha=[alpha_schedule(c.alpha_schedule, m.alpha0)
+            model, rule, alpha=[alpha_schedule(c.alpha_schedule, m.alpha0)
                                                           for m in self.members],
             omega=c.omega, omega_when_unweighted=False, frozen=() if c.bias else ("b",), store=store,
             record_every=c.record_every, checkpoint_every=c.checkpoint_every,
@@ -303,7 +316,7 @@ class NaturalTrainer(Schedule):
         dev = self.model.device
         B = x.shape[1]
         if self.h is None or self.h.shape[1] != B:
-            self.h = torch.zeros(len(loop.active), B, self.config.hidden, dtype=self.model.dtype, device=dev)
+            self.h = torch.zeros(len(loop.active), B, self.model.state_size, dtype=self.model.dtype, device=dev)
         elif reset is not None and bool(reset.any()):                # lanes that start a new sequence
             keep = ~reset.to(dev, non_blocking=True).reshape(1, B, 1)
             self.h = torch.where(keep, self.h, torch.zeros((), dtype=self.h.dtype, device=dev))
@@ -430,8 +443,8 @@ class NaturalTrainer(Schedule):
         params = self.best_params.get(m)
         network = None
         if params is not None:
-            network = ElmanRNN.from_config(self.model.config() | {"seeds": [self.config.seed]},
-                                           device=self.model.device)
+            network = type(self.model).from_config(self.model.config() | {"seeds": [self.config.seed]},
+                                                   device=self.model.device)
             with torch.no_grad():
                 for k, p in network.params.items():
                     p.copy_(params[k])
@@ -471,7 +484,7 @@ class NaturalTrainer(Schedule):
         device = self.config.device
         self.epoch, self.position = int(sched["epoch"]), int(sched["position"])
         self.members = [_Member.from_state(d) for d in sched["members"]]
-        loop.model = ElmanRNN.from_config(state["model_config"], device=device)
+        loop.model = type(loop.model).from_config(state["model_config"], device=device)
         loop.model.load_state_dict(state["model"])
         loop.load_loop_state(state["loop"])
         if state["rule"] is None:                    # version 1: the rule follows from the members
@@ -495,7 +508,7 @@ class NaturalTrainer(Schedule):
         re-raised; training the same configuration again resumes from there.
         """
         c = self.config
-        self.loop.start_runs([c.member(m.method) for m in self.members], sweep=f"table1-{c.budget}",
+        self.loop.start_runs([c.member(m.method) for m in self.members], sweep=sweep_of(c),
                              keys=[self.run_key(m.method) for m in self.members])
         with _num_threads(threads):
             try:
