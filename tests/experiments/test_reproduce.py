@@ -154,3 +154,32 @@ def test_smoke_through_ray(tmp_path):
         assert again["summary"].trained == 0
     finally:
         ray.shutdown()
+
+
+def test_a_git_archive_of_the_package_names_its_commit(tmp_path, monkeypatch):
+    """Run from ``git archive`` output (no checkout), the provenance still names the
+    commit: the package's COMMIT file is substituted by the archive (export-subst)."""
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    from bptt.experiments import manifest
+
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    root = Path(manifest.__file__).resolve().parents[3]
+    if not (root / ".git").exists():
+        pytest.skip("not a git checkout")
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True).stdout.strip()
+    tar = subprocess.run(["git", "archive", "HEAD", "src/bptt/COMMIT"], cwd=root, capture_output=True, check=True)
+    subprocess.run(["tar", "-x", "-C", str(tmp_path)], input=tar.stdout, check=True)
+    assert manifest.archived_commit(tmp_path / "src/bptt/COMMIT") == head
+    # the file as committed (unsubstituted) and a missing file name no commit
+    assert manifest.archived_commit(root / "src/bptt/COMMIT") is None
+    assert manifest.archived_commit(tmp_path / "missing") is None
+    # outside a checkout, provenance falls back on it
+    monkeypatch.setattr(manifest.subprocess, "run", lambda *a, **k: (_ for _ in ()).throw(OSError("no git")))
+    monkeypatch.setattr(manifest, "archived_commit", lambda path: head if path.name == "COMMIT" else None)
+    p = manifest.provenance()
+    assert p["commit"] == head and p["source"] == "git archive"
+    assert "(an archive of it)" in manifest.provenance_line(p)

@@ -56,19 +56,34 @@ def provenance() -> dict:
             dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
     except (OSError, subprocess.SubprocessError):
         commit = dirty = None
+    source = "git" if commit else "package version"
+    if commit is None:
+        commit = archived_commit(here.parent / "COMMIT")
+        source = "git archive" if commit else source
     try:
         from importlib.metadata import version
 
         pkg = version("bptt")
     except Exception:  # noqa: BLE001
         pkg = "unknown"
-    return {"commit": commit, "dirty": dirty, "version": pkg, "source": "git" if commit else "package version",
-            "command": shlex.join(sys.argv)}
+    return {"commit": commit, "dirty": dirty, "version": pkg, "source": source, "command": shlex.join(sys.argv)}
+
+
+def archived_commit(path: Path) -> str | None:
+    """The commit written into ``path`` by ``git archive`` (the file holds ``$Format:%H$``,
+    which ``.gitattributes``' ``export-subst`` replaces with the commit's hash), or ``None``
+    where it was not substituted or is missing."""
+    try:
+        text = Path(path).read_text().strip()
+    except OSError:
+        return None
+    return text if len(text) == 40 and all(c in "0123456789abcdef" for c in text) else None
 
 
 def provenance_line(p: dict) -> str:
     """One line for a report: the commit (or version) and the command."""
     what = (f"commit `{p['commit'][:12]}`" + (" with uncommitted changes" if p.get("dirty") else "")
+            + (" (an archive of it)" if p.get("source") == "git archive" else "")
             if p.get("commit") else f"bptt {p.get('version')} (no git checkout)")
     return f"Produced by {what}, command `{p.get('command')}`."
 
