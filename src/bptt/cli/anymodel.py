@@ -63,7 +63,8 @@ def any_model_options(f):
     options = [
         click.option("--model", default="elman", show_default=True, type=click.Choice(list(MODELS)),
                      help="The network: the paper's Elman RNN (exact engine) or an LSTM, GRU, leaky-integrator, "
-                          "skip-connection or echo-state ensemble (autograd). Ω (msgd-cr) needs elman."),
+                          "skip-connection or echo-state ensemble (autograd). Ω (msgd-cr) trains every model but esn, "
+                          "whose recurrent weights do not learn."),
         click.option("--model-option", "model_option", multiple=True, callback=_model_option, metavar="NAME=VALUE",
                      help="An option of the model's constructor, e.g. --model-option forget_bias=1.0 "
                           "(lstm), delay=10 (skip), radius=0.9 (esn); repeat for several. VALUE is read as JSON."),
