@@ -47,9 +47,10 @@ def _datasets(values: tuple[str, ...]) -> list[str]:
               help="Dropout on the inputs and the readout, never the recurrence (Zaremba et al. 2014); "
                    "0: the paper's training.")
 @click.option("--remedies", is_flag=True,
-              help="Also train, on each music data set, one network per rival remedy of `bptt reproduce "
-                   "remedies` (LSTM, GRU, leaky, IRNN, skip, ESN, orthogonal, Nesterov, RMSprop, Adam, L1, L2) "
-                   "with Table 1's size, threshold, windows and epochs; the remedies report reads their figures.")
+              help="Also train, on each music data set, each rival remedy of `bptt reproduce remedies` (LSTM, "
+                   "GRU, leaky, IRNN, skip, ESN, orthogonal, Nesterov, RMSprop, Adam, L1, L2) at two learning "
+                   "rates, with Table 1's size, threshold, windows and epochs; the remedies report reads their "
+                   "figures.")
 @progress_option
 # -- the protocol's open choices --
 @click.option("--alpha-time", default="epochs", show_default=True, type=click.Choice(ALPHA_TIMES),

@@ -248,9 +248,17 @@ class Remedies(Experiment):
             c = r["config"]
             if c.get("experiment") == "table1" and c.get("dataset") == "nottingham" \
                     and r["status"] in OUTCOME_STATUSES:
-                key = c.get("method") if not c.get("row") else f"row:{c['row']['name']}"
-                notts[key] = {"test": r["metrics"].get("test"), "measure": r["metrics"].get("measure"),
-                              "run": r["id"], "status": r["status"], "lr": c.get("lr")}
+                entry = {"test": r["metrics"].get("test"), "valid": r["metrics"].get("valid"),
+                         "measure": r["metrics"].get("measure"), "run": r["id"], "status": r["status"],
+                         "lr": c.get("lr")}
+                if not c.get("row"):
+                    notts[c.get("method")] = entry
+                    continue
+                key = f"row:{c['row']['name']}"          # one run per rate: the lower best validation figure
+                rates = notts.setdefault(key, {}).setdefault("rates", {})
+                rates[c.get("lr")] = entry
+                best = min(rates.values(), key=lambda e: _finite_or_inf(e.get("valid")))
+                notts[key] = best | {"rates": rates}
         return {"rho": rho, "nottingham": notts}
 
     # -- the report ------------------------------------------------------------------------------
@@ -271,6 +279,14 @@ class Remedies(Experiment):
         """Every (problem, length) column of the report, the long lengths included."""
         out = [("temporal_order", L) for L in (*PROBLEMS["temporal_order"][2], *LONG_LENGTHS)]
         return out + [(p, L) for p in ("adding", "memorization_5bit") for L in PROBLEMS[p][2]]
+
+
+def _finite_or_inf(v) -> float:
+    try:
+        v = float(v)
+    except (TypeError, ValueError):
+        return float("inf")
+    return v if v == v and v != float("inf") else float("inf")
 
 
 __all__ = ["LONG_LENGTHS", "PROBLEMS", "Remedies", "RemediesBudget", "choose_lr"]

@@ -28,6 +28,11 @@ from dataclasses import dataclass
 
 from bptt.experiments import paper
 
+#: The learning rates a row with a ``corpus_lr`` tries on the music data sets, as factors of
+#: it: no search was made there, so a rate set for another network (Table 1's 1 for its
+#: sigmoid units) gets a second, smaller chance; the validation split decides.
+CORPUS_LR_FACTORS = (1.0, 0.1)
+
 #: One protocol row: (setting, value, source).
 Setting = tuple[str, str, str]
 
@@ -55,11 +60,13 @@ class Remedy:
         table1_method: the Table 1 method that trains this row on the music corpora
             (``msgd``, ``msgd-c``, ``msgd-cr``), or ``None`` when Table 1's training
             cannot train it (then ``corpus_note`` says why).
-        corpus_lr: the learning rate of the row's run on Table 1's music data sets
+        corpus_lr: the first learning rate of the row's runs on Table 1's music data sets
             (``bptt reproduce table1 --remedies``: the row's network and update rule with
             Table 1's size, threshold, windows, epochs and evaluation), with its source in
-            ``corpus_lr_source``; ``None`` for rows without such a run (``table1_method``
-            rows are Table 1's own; the others say why in ``corpus_note``).
+            ``corpus_lr_source``; the row also runs at a tenth of it (:meth:`corpus_lrs`),
+            and the report takes the run with the lower best validation figure. ``None``
+            for rows without such runs (``table1_method`` rows are Table 1's own; the
+            others say why in ``corpus_note``).
         corpus_note: why the row has no Nottingham run.
         optional: a row that may be missing from this build (listed as not available
             when its configuration does not check, instead of raising).
@@ -93,6 +100,13 @@ class Remedy:
         recommended one) with the ``shared`` fields (task, lengths, seed, budget ...)."""
         return {**self.train, "lr": float(self.lr[0] if lr is None else lr), "hidden": paper.HIDDEN,
                 "batch_size": paper.BATCH_SIZE, **shared}
+
+    def corpus_lrs(self) -> tuple[float, ...]:
+        """The learning rates of the row's runs on the music data sets: ``corpus_lr`` and
+        the factors of :data:`CORPUS_LR_FACTORS` times it (none without ``corpus_lr``)."""
+        if self.corpus_lr is None:
+            return ()
+        return tuple(float(f"{self.corpus_lr * f:.6g}") for f in CORPUS_LR_FACTORS)
 
     def corpus_row(self) -> dict | None:
         """The row's network and update rule as Table 1's

@@ -162,3 +162,36 @@ def test_the_remedies_report_reads_the_rows_nottingham_figures():
     assert cell.endswith("(rate 1)") and float(cell.split()[0]) == pytest.approx(notts["row:lstm"]["test"], abs=1e-3)
     assert "--remedies" in _nottingham(rows["gru"], notts)        # not run yet: says which command runs it
     assert "not run" in _nottingham(rows["hf"], notts)
+
+
+def test_each_row_runs_at_two_rates_and_the_report_takes_the_better_validation_figure():
+    from bptt.experiments.registry import get
+    from bptt.experiments.remedies_report import _nottingham
+    from bptt.store import Status
+
+    rows = remedy_rows()
+    assert rows["lstm"].corpus_lrs() == (1.0, 0.1) and rows["adam"].corpus_lrs() == (1e-3, 1e-4)
+    store = Store(":memory:")
+    for lr, valid, test in ((1.0, 5.0, 5.5), (0.1, 4.0, 4.25)):       # the smaller rate validates better
+        rid = store.start_run({"experiment": "table1", "dataset": "nottingham", "method": "msgd-c", "lr": lr,
+                               "row": {"name": "skip"}}, sweep="table1-quick-remedies")
+        store.finish_run(rid, Status.SUCCEEDED, {"valid": valid, "test": test, "measure": "nll"})
+    rid = store.start_run({"experiment": "table1", "dataset": "nottingham", "method": "msgd-c", "lr": 1.0,
+                           "row": {"name": "orthogonal"}}, sweep="table1-quick-remedies")
+    store.finish_run(rid, Status.SUCCEEDED, {"valid": float("nan"), "test": float("nan"), "measure": "nll"})
+    rid = store.start_run({"experiment": "table1", "dataset": "nottingham", "method": "msgd-c", "lr": 0.1,
+                           "row": {"name": "orthogonal"}}, sweep="table1-quick-remedies")
+    store.finish_run(rid, Status.SUCCEEDED, {"valid": 4.5, "test": 4.75, "measure": "nll"})
+    notts = get("remedies").context(store, [], None)["nottingham"]
+    assert _nottingham(rows["skip"], notts) == "4.250 (rate 0.1; at 1: 5.500)"
+    assert _nottingham(rows["orthogonal"], notts) == "4.750 (rate 0.1; at 1: —)"     # a non-finite run loses
+
+
+def test_train_remedy_rows_trains_every_rate_of_the_rows_asked_for():
+    src = toy_music()
+    store = Store(":memory:")
+    out = train_remedy_rows("nottingham", "smoke", store, source=src, rows=["l2"], echo=lambda s: None)
+    assert sorted(out) == [("l2", 0.1), ("l2", 1.0)]
+    runs = store.list_runs(sweep="table1-smoke-remedies")
+    assert sorted(r["config"]["lr"] for r in runs) == [0.1, 1.0]
+    assert all(r["config"]["row"]["l2"] == 1e-3 for r in runs)

@@ -129,17 +129,17 @@ def report_table1(store, sweep: str, out_dir: str | os.PathLike | None = None, *
     return paths
 
 
-def remedy_row_config(dataset: str, budget: str, row, *, seed: int = 0, device: str = "cpu",
-                      max_epochs: int | None = None, **choices):
+def remedy_row_config(dataset: str, budget: str, row, *, lr: float | None = None, seed: int = 0,
+                      device: str = "cpu", max_epochs: int | None = None, **choices):
     """The Table 1 configuration that trains remedy ``row`` (a
     :class:`bptt.experiments.remedy_rows.Remedy` with a ``corpus_lr``) on ``dataset``:
-    the row's network, method and update rule at its ``corpus_lr``, with Table 1's size,
-    threshold, windows, epochs and evaluation at ``budget``."""
+    the row's network, method and update rule at ``lr`` (default its ``corpus_lr``), with
+    Table 1's size, threshold, windows, epochs and evaluation at ``budget``."""
     fields = row.corpus_row()
     if fields is None:
         raise ValueError(f"remedy row {row.name!r} has no run on the music data sets: {row.corpus_note}")
-    over = dict(seed=seed, device=device, row=fields, methods=(row.method,), lr=float(row.corpus_lr),
-                alpha0=0.0, **choices)
+    over = dict(seed=seed, device=device, row=fields, methods=(row.method,),
+                lr=float(row.corpus_lr if lr is None else lr), alpha0=0.0, **choices)
     config = protocol(dataset, budget, **over)
     if max_epochs is not None and max_epochs < config.max_epochs:
         config = protocol(dataset, budget, max_epochs=max_epochs, **over)
@@ -148,10 +148,11 @@ def remedy_row_config(dataset: str, budget: str, row, *, seed: int = 0, device: 
 
 def train_remedy_rows(dataset: str, budget: str, store, *, source=None, data_dir=None, rows=None,
                       echo: Callable[[str], None] = print, threads: int | None = 1, restart: bool = False,
-                      progress: bool = False, **options) -> dict[str, DatasetResult]:
-    """Train every rival remedy with a rate for the music data sets (``rows``: names, default
-    all of them) on ``dataset``, one network each, recorded under ``table1-BUDGET-remedies``;
-    finished runs are read back. Returns row name → result."""
+                      progress: bool = False, **options) -> dict[tuple[str, float], DatasetResult]:
+    """Train every rival remedy with rates for the music data sets (``rows``: names, default
+    all of them) on ``dataset``, one network per rate (:meth:`Remedy.corpus_lrs`), recorded
+    under ``table1-BUDGET-remedies``; finished runs are read back. Returns
+    (row name, rate) → result."""
     from bptt.experiments.remedy_rows import rows as all_rows
 
     chosen = [r for r in all_rows().values() if r.corpus_lr is not None and (rows is None or r.name in rows)]
@@ -161,12 +162,15 @@ def train_remedy_rows(dataset: str, budget: str, store, *, source=None, data_dir
             raise ValueError(f"no remedy row with a run on the music data sets named {', '.join(unknown)}; "
                              f"choose from {', '.join(r.name for r in all_rows().values() if r.corpus_lr)}")
     out = {}
-    for row in chosen:
-        config = remedy_row_config(dataset, budget, row, **options)
-        res = train_natural(config, store, source=source, data_dir=data_dir, threads=threads, restart=restart,
-                            progress=progress, echo=lambda line, name=row.name: echo(f"[{name}] {line}"))
-        m = res.members[0]
-        echo(f"{dataset}, {row.label}: train / valid / test {m.train:.3f} / {m.valid:.3f} / {m.test:.3f} "
-             f"(best epoch {m.best_epoch}, {m.status})")
-        out[row.name] = res
+    for rate in (0, 1):                     # every row's first rate, then every row's second
+        for row in chosen:
+            lr = row.corpus_lrs()[rate]
+            config = remedy_row_config(dataset, budget, row, lr=lr, **options)
+            res = train_natural(config, store, source=source, data_dir=data_dir, threads=threads, restart=restart,
+                                progress=progress,
+                                echo=lambda line, name=row.name, lr=lr: echo(f"[{name}, {lr:g}] {line}"))
+            m = res.members[0]
+            echo(f"{dataset}, {row.label}, rate {lr:g}: train / valid / test {m.train:.3f} / {m.valid:.3f} / "
+                 f"{m.test:.3f} (best epoch {m.best_epoch}, {m.status})")
+            out[row.name, lr] = res
     return out

@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Regenerate the figures of the README and docs/ from the code as it is.
+#
+#   bash scripts/figures.sh [STORES_DIR]
+#
+# Always (about 5 minutes of one core): the demonstration (docs/demo.png, runs 1-15 of
+# a fresh store), every `bptt plot` figure (several of them read runs 10 and 12 of that
+# store), the penalties study and the README's own-network example.
+# With STORES_DIR, also the figures of the long reproductions, redrawn from their
+# finished runs (nothing is trained): a store named after each one, where present:
+#   figure7-claims.sqlite   bptt reproduce figure7 --budget claims
+#   figure7-quick.sqlite    bptt reproduce figure7 --budget quick
+#   generalization-quick.sqlite, remedies-quick.sqlite   (the same, their budgets)
+#   table1.sqlite           bptt reproduce table1 --budget full --max-epochs 40 (Nottingham,
+#                           Piano-midi.de, JSB Chorales);  musedata.sqlite: MuseData
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+BPTT_EXTRAS= source "$ROOT/scripts/setup.sh"
+cd "$ROOT"
+STORES="${1:-}"
+FIG="$ROOT/docs/figures"
+WORK="$(mktemp -d)"
+trap 'rm -rf "$WORK"' EXIT
+export BPTT_STORE="$WORK/demo.sqlite"
+
+# name of a file written by a plot command into $WORK/p, copied to docs/figures
+take() { cp "$WORK/p/$1" "$FIG/${2:-$1}"; }
+plot() { rm -rf "$WORK/p"; bptt plot "$@" --out "$WORK/p" >/dev/null; }
+
+bptt demo --store "$BPTT_STORE" --out "$WORK/demo" --no-progress
+cp "$WORK/demo/demo.png" "$ROOT/docs/demo.png"
+
+plot gradient-flow --init basic_tanh --task temporal_order --length 50
+take gradient-flow-init-basic_tanh-temporal_order-L50.png gradient-flow-init.png
+take jacobian-norms-init-basic_tanh-temporal_order-L50.png jacobian-norms-init.png
+plot gradient-flow --run 12
+take gradient-flow-run12.png gradient-flow-trained.png
+plot spectra --run 12;            take spectra-run12.png spectra.png
+plot lyapunov --init smart_tanh;  take lyapunov-init-smart_tanh.png lyapunov.png
+plot depth;                       take depth.png
+plot run 10;                      take run-10.png run-msgd-c.png
+plot bifurcation;                 take bifurcation.png
+plot basins;                      take basins.png; take trajectories.png
+plot cliff;                       take cliff.png
+plot teacher-forcing;             take teacher-forcing.png
+plot penalties;                   take penalties.png
+
+# the README's "Your own network" example, as printed
+python - "$ROOT/README.md" "$WORK" <<'EOF'
+import re, sys, os
+text = open(sys.argv[1]).read()
+code = next(b for b in re.findall(r"```python\n(.*?)```", text, re.S) if "lstm_error_signals.png" in b)
+os.chdir(sys.argv[2])
+exec(compile(code, "README.md", "exec"), {"__name__": "__readme__"})
+EOF
+cp "$WORK/lstm_error_signals.png" "$FIG/lstm_error_signals.png"
+
+if [[ -n "$STORES" ]]; then
+  report() {   # STORE SWEEP FILE-IN-REPORT TARGET
+    [[ -f "$STORES/$1" ]] || { echo "skipped $4: no $STORES/$1"; return; }
+    rm -rf "$WORK/r"; bptt report "$2" --store "$STORES/$1" --out "$WORK/r" >/dev/null
+    cp "$WORK/r/$3" "$FIG/$4"
+  }
+  report figure7-claims.sqlite figure7-claims figure7.png figure7-claims.png
+  report figure7-quick.sqlite figure7-quick figure7.png figure7-quick.png
+  report generalization-quick.sqlite generalization-quick generalization.png generalization-quick.png
+  report remedies-quick.sqlite remedies-quick remedies.png remedies-quick.png
+  report table1.sqlite table1-full table1.png table1-full40.png
+  report musedata.sqlite table1-full table1.png table1-musedata-full40.png
+fi
+echo "figures written to $FIG and $ROOT/docs/demo.png"
