@@ -310,3 +310,50 @@ def test_runs_live_in_another_process_are_left_alone_and_resumed_once_it_died(mo
     for a, b in zip(straight.members, resumed.members):
         assert (a.valid, a.test, a.updates) == (b.valid, b.test, b.updates)
         check_outcome(store, b.run_id)
+
+
+def test_a_time_budget_stops_every_member_when_another_epoch_would_not_fit(monkeypatch):
+    from bptt.experiments.table1 import training
+
+    src = toy_music()
+    cfg = small(max_epochs=6, patience=10)
+    # each epoch "takes" 10 s of training: the curves the budget reads say so
+    real_end = NaturalTrainer.end_epoch
+
+    def end_epoch(self):
+        self.stats.seconds = 10.0
+        return real_end(self)
+
+    monkeypatch.setattr(NaturalTrainer, "end_epoch", end_epoch)
+    monkeypatch.setattr(training.time, "perf_counter", lambda: 0.0)        # evaluation takes no time
+    store = Store(":memory:")
+    res = train_natural(cfg, store, source=src, time_budget=35.0)            # 3 epochs fit, a 4th would not
+    for m in res.members:
+        assert m.epochs == 3 and m.status == "succeeded" and "time budget (0.583333 min)" in m.stop_reason
+        assert store.get_curve(m.run_id, ["valid_nll"])["valid_nll"][0].tolist() == [1, 2, 3]
+    # without a budget the same configuration runs its six epochs
+    res = train_natural(cfg, Store(":memory:"), source=src)
+    assert all(m.epochs == 6 for m in res.members)
+    # the budget counts the epochs of a resumed run too: interrupted after 2 epochs, resumed with 35 s
+    store = Store(":memory:")
+    calls = []
+
+    def interrupting(self):
+        out = end_epoch(self)
+        calls.append(self.epoch)
+        if self.epoch == 2 and len(calls) == 2:
+            raise KeyboardInterrupt
+        return out
+
+    monkeypatch.setattr(NaturalTrainer, "end_epoch", interrupting)
+    with pytest.raises(KeyboardInterrupt):
+        train_natural(cfg, store, source=src)
+    monkeypatch.setattr(NaturalTrainer, "end_epoch", end_epoch)
+    res = train_natural(cfg, store, source=src, time_budget=35.0)
+    assert all(m.epochs == 3 for m in res.members)
+
+
+@pytest.mark.parametrize("bad", [0, -1.0, float("nan"), float("inf"), "soon"])
+def test_a_time_budget_must_be_a_positive_number(bad):
+    with pytest.raises(ValueError, match="time budget"):
+        train_natural(small(), Store(":memory:"), source=toy_music(), time_budget=bad)

@@ -30,7 +30,8 @@ def run_table1(*, store, datasets: list[str] | tuple[str, ...] = DATASETS, budge
                device: str = "cpu", threads: int | None = 1, max_epochs: int | None = None,
                restart: bool = False, progress: bool = False,
                echo: Callable[[str], None] = print, alpha_time: str = "epochs",
-               guard: str = "clipping", dropout: float = 0.0, remedies: bool = False) -> dict[str, DatasetResult]:
+               guard: str = "clipping", dropout: float = 0.0, remedies: bool = False,
+               time_budget: float | None = None) -> dict[str, DatasetResult]:
     """Train the three methods on each data set and write the report.
 
     ``max_epochs`` caps every data set's epochs below its budget's (it becomes part of
@@ -42,6 +43,8 @@ def run_table1(*, store, datasets: list[str] | tuple[str, ...] = DATASETS, budge
     (default ``reproductions/table1-BUDGET``), and the same as ``report.md`` and
     ``report.html`` (:func:`.html.write_html_report`). ``dropout`` trains with dropout on
     the non-recurrent connections (Zaremba et al. 2014; 0: the paper's training).
+    ``time_budget`` (seconds per data set, not part of the configuration) ends a data
+    set's members once another epoch would not fit in it (:func:`train_natural`).
     ``remedies`` also trains, on each music data set, one network per rival remedy of
     ``bptt reproduce remedies`` that has a rate for it (:func:`train_remedy_rows`); the
     remedies report reads their figures from the store.
@@ -61,7 +64,7 @@ def run_table1(*, store, datasets: list[str] | tuple[str, ...] = DATASETS, budge
         if max_epochs is not None and max_epochs < config.max_epochs:
             config = protocol(name, budget, seed=seed, device=device, max_epochs=max_epochs, **choices)
         results[name] = train_natural(config, store, source=sources[name], progress=progress, echo=echo,
-                                      threads=threads, restart=restart)
+                                      threads=threads, restart=restart, time_budget=time_budget)
     if remedies:
         for name in (d for d in datasets if not d.startswith("ptb")):
             train_remedy_rows(name, budget, store, source=sources[name], seed=seed, device=device,

@@ -228,10 +228,11 @@ class NaturalTrainer(Schedule):
     problem = "table1"
 
     def __init__(self, config: NaturalConfig, source, store, *, progress: bool = False,
-                 echo: Callable[[str], None] | None = None) -> None:
+                 echo: Callable[[str], None] | None = None, time_budget: float | None = None) -> None:
         self.config = c = config.validate()
         self.source = source
         self.store = store
+        self.time_budget = check_time_budget(time_budget)
         self.progress = progress
         self.echo = echo or (lambda s: None)
         E = len(c.methods)
@@ -422,12 +423,34 @@ class NaturalTrainer(Schedule):
             lines.append(f"{Method(mem.method).label} {train:.3f}/{valid:.3f}/{test:.3f}")
         self.echo(f"{c.dataset} epoch {self.epoch}: train/valid/test  " + "   ".join(lines)
                   + f"   [{s.updates} updates, {s.seconds:.1f} s + eval {eval_seconds:.1f} s]")
+        over = self._over_budget(eval_seconds)
+        if over:
+            for j, m in enumerate(self.active):
+                if j not in retire:
+                    self.members[m].stop_reason = over
+                    retire.append(j)
         for j in retire:
             self._finish(self.active[j])
         loop.retire(retire, self)
         self.stats = _EpochStats(len(self.active))
         self.position = 0
         self.h = None
+
+    def _over_budget(self, eval_seconds: float) -> str:
+        """Why the members stop for the time budget ("" while another epoch fits): the
+        training and evaluation time of the epochs so far (from the runs' epoch curves, so
+        that resumed runs count what they did before), plus the epoch just ended's again
+        (the estimate of the next), would exceed :attr:`time_budget`."""
+        if self.time_budget is None or not self.active:
+            return ""
+        run_id = self.loop.members[self.active[0]].run_id
+        curves = self.store.get_curve(run_id, ["epoch_seconds", "eval_seconds"])
+        spent = float(np.sum(curves["epoch_seconds"][1]) + np.sum(curves["eval_seconds"][1]))
+        last = float(self.stats.seconds + eval_seconds)
+        if spent + last <= self.time_budget:
+            return ""
+        return (f"time budget ({self.time_budget / 60:g} min) would not hold another epoch: {self.epoch} epochs "
+                f"took {spent / 60:.1f} min, the last {last / 60:.1f} min")
 
     def diverged(self, loop: TrainingLoop, m: int, update: int) -> None:
         """Member ``m`` (not guarded) applied a non-finite update at ``update``: it ends
@@ -472,14 +495,14 @@ class NaturalTrainer(Schedule):
 
     @classmethod
     def from_state(cls, state: dict, source, store, *, progress: bool = False,
-                   echo: Callable[[str], None] | None = None) -> "NaturalTrainer":
+                   echo: Callable[[str], None] | None = None, time_budget: float | None = None) -> "NaturalTrainer":
         """Rebuild a trainer exactly as it was when the checkpoint ``state`` was taken."""
         if state.get("kind") != "training" or state.get("problem") != cls.problem:
             raise ValueError(f"not a training checkpoint of Table 1 (kind {state.get('kind')!r}, "
                              f"problem {state.get('problem')!r})")
         # checkpoints written before these were settings counted α's t in updates and guarded every member
         config = {"alpha_time": "updates", "guard": "always"} | dict(state["config"])
-        self = cls(NaturalConfig(**config), source, store, progress=progress, echo=echo)
+        self = cls(NaturalConfig(**config), source, store, progress=progress, echo=echo, time_budget=time_budget)
         sched, loop = state["schedule"], self.loop
         device = self.config.device
         self.epoch, self.position = int(sched["epoch"]), int(sched["position"])
@@ -555,21 +578,40 @@ def timing_summary(store, run_ids: list[int]) -> dict:
             "total_seconds": float(longest["epoch_seconds"][1].sum() + longest["eval_seconds"][1].sum())}
 
 
+def check_time_budget(seconds) -> float | None:
+    """``seconds`` as a float, or ``None``; ``ValueError`` unless finite and > 0."""
+    if seconds is None:
+        return None
+    try:
+        value = float(seconds)
+    except (TypeError, ValueError):
+        raise ValueError(f"time budget must be a number of seconds, got {seconds!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"time budget must be finite and > 0 seconds, got {seconds!r}")
+    return value
+
+
 def train_natural(config: NaturalConfig, store, *, source=None, data_dir=None, progress: bool = False,
                   echo: Callable[[str], None] | None = None, threads: int | None = None,
-                  restart: bool = False, cache: dict | None = None) -> DatasetResult:
+                  restart: bool = False, cache: dict | None = None,
+                  time_budget: float | None = None) -> DatasetResult:
     """Train (or resume, or read back) the ensemble of one data set.
 
     When every member of ``config`` already has a finished run in ``store``, its
     results are read back and nothing is trained (unless ``restart``). When runs of
     it were stopped or their process died, training resumes from the newest
     checkpoint (:func:`bptt.training.checkpoint.latest_training`). Otherwise it starts
-    afresh. A run of it still live in another process (:meth:`bptt.store.Store.is_live`:
+    afresh. ``time_budget`` (seconds of training and evaluation, summed over the epochs
+    of the runs, resumed ones included; not part of the configuration) ends every member
+    after the first epoch past which another epoch as long as the last would exceed it:
+    "as many epochs as the time allows", each member with the figures of its best epoch
+    and the reason in its ``stop_reason``. A run of it still live in another process (:meth:`bptt.store.Store.is_live`:
     written to within :data:`STALE_AFTER_S` seconds by a process not known to be dead)
     raises ``RuntimeError``.
     """
     echo = echo or (lambda s: None)
     config = config.validate()
+    time_budget = check_time_budget(time_budget)
     group = config.group
     latest: dict[str, dict] = {}
     if not restart:
@@ -592,7 +634,8 @@ def train_natural(config: NaturalConfig, store, *, source=None, data_dir=None, p
     unfinished = [r for r in latest.values() if r["status"] in (Status.RUNNING, Status.STOPPED)]
     found = checkpoint.latest_training(store, [r["id"] for r in unfinished])
     if found is not None and found[1]["problem"] == NaturalTrainer.problem:
-        trainer = NaturalTrainer.from_state(found[1], source, store, progress=progress, echo=echo)
+        trainer = NaturalTrainer.from_state(found[1], source, store, progress=progress, echo=echo,
+                                            time_budget=time_budget)
         for m in trainer.active:
             trainer.loop.members[m].status = Status.RUNNING.value
             store.update_run(trainer.loop.members[m].run_id, status=Status.RUNNING)
@@ -601,7 +644,7 @@ def train_natural(config: NaturalConfig, store, *, source=None, data_dir=None, p
         for r in unfinished:
             if r["status"] == Status.RUNNING:
                 store.finish_run(r["id"], Status.STOPPED, {"stop_reason": "abandoned before its first checkpoint"})
-        trainer = NaturalTrainer(config, source, store, progress=progress, echo=echo)
+        trainer = NaturalTrainer(config, source, store, progress=progress, echo=echo, time_budget=time_budget)
     trainer.run(threads=threads)
     runs = {mem.method: {"id": core_mem.run_id} for mem, core_mem in zip(trainer.members, trainer.loop.members)}
     ids = [core_mem.run_id for core_mem in trainer.loop.members]
