@@ -23,27 +23,30 @@ WORK="$(mktemp -d)"
 trap 'rm -rf "$WORK"' EXIT
 export BPTT_STORE="$WORK/demo.sqlite"
 
-# name of a file written by a plot command into $WORK/p, copied to docs/figures
-take() { cp "$WORK/p/$1" "$FIG/${2:-$1}"; }
+# the one PNG matching PATTERN that a plot command wrote into $WORK/p, copied to docs/figures/TARGET
+take() {
+  local found=( "$WORK"/p/$1 )
+  [[ ${#found[@]} -eq 1 && -f "${found[0]}" ]] || { echo "expected one file $1 in $WORK/p, found: ${found[*]}" >&2; exit 1; }
+  cp "${found[0]}" "$FIG/$2"
+}
 plot() { rm -rf "$WORK/p"; bptt plot "$@" --out "$WORK/p" >/dev/null; }
 
 bptt demo --store "$BPTT_STORE" --out "$WORK/demo" --no-progress
 cp "$WORK/demo/demo.png" "$ROOT/docs/demo.png"
 
 plot gradient-flow --init basic_tanh --task temporal_order --length 50
-take gradient-flow-init-basic_tanh-temporal_order-L50.png gradient-flow-init.png
-take jacobian-norms-init-basic_tanh-temporal_order-L50.png jacobian-norms-init.png
-plot gradient-flow --run 12
-take gradient-flow-run12.png gradient-flow-trained.png
-plot spectra --run 12;            take spectra-run12.png spectra.png
-plot lyapunov --init smart_tanh;  take lyapunov-init-smart_tanh.png lyapunov.png
-plot depth;                       take depth.png
-plot run 10;                      take run-10.png run-msgd-c.png
-plot bifurcation;                 take bifurcation.png
-plot basins;                      take basins.png; take trajectories.png
-plot cliff;                       take cliff.png
-plot teacher-forcing;             take teacher-forcing.png
-plot penalties;                   take penalties.png
+take 'gradient-flow-*.png' gradient-flow-init.png
+take 'jacobian-norms-*.png' jacobian-norms-init.png
+plot gradient-flow --run 12;      take 'gradient-flow-*.png' gradient-flow-trained.png
+plot spectra --run 12;            take 'spectra-*.png' spectra.png
+plot lyapunov --init smart_tanh;  take 'lyapunov-*.png' lyapunov.png
+plot depth;                       take 'depth-*.png' depth.png
+plot run 10;                      take 'training-run10*.png' run-msgd-c.png
+plot bifurcation;                 take 'bifurcation-*.png' bifurcation.png
+plot basins;                      take 'basins*.png' basins.png; take 'trajectories*.png' trajectories.png
+plot cliff;                       take 'cliff*.png' cliff.png
+plot teacher-forcing;             take 'teacher-forcing*.png' teacher-forcing.png
+plot penalties;                   take 'penalties*.png' penalties.png
 
 # the README's "Your own network" example, as printed
 python - "$ROOT/README.md" "$WORK" <<'EOF'
