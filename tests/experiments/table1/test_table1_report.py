@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from bptt.experiments.table1 import PAPER_TABLE1, table_markdown, train_natural, write_report
 from bptt.methods import METHODS, Method
 from bptt.store import Store
@@ -28,7 +30,8 @@ def test_the_report_puts_each_method_beside_the_paper(tmp_path):
         assert cells[2 + 2 * k] == f"{train:.2f} / {test:.2f}"
 
     paths = write_report(results, store, tmp_path, budget="smoke", seconds=12.0)
-    assert [p.name for p in paths] == ["table1.md", "table1.json", "table1.png", "table1.svg"]
+    assert [p.name for p in paths] == ["table1.md", "table1.json", "table1.png", "table1.svg",
+                                       "table1-updates.png", "table1-updates.svg"]
     text = (tmp_path / "table1.md").read_text()
     assert table in text and "MSGD+C" not in text
     # a smoke report says so first; it states every setting with its source and what produced it
@@ -49,3 +52,18 @@ def test_the_report_puts_each_method_beside_the_paper(tmp_path):
     assert stored["config"]["methods"] == [m.value for m in METHODS]
     for p in paths[2:]:
         assert p.stat().st_size > 0
+
+
+def test_the_update_curve_is_the_running_mean_of_the_recorded_loss_in_the_measure():
+    import math
+
+    from bptt.experiments.table1.report import update_curve
+
+    store = Store(":memory:")
+    rid = store.start_run({"x": 1}, sweep="t")
+    store.log_curve(rid, [{"step": 10 * (i + 1), "loss": float(v)} for i, v in enumerate([4, 2, float("nan"), 6, 8])])
+    s, v = update_curve(store, rid, lambda x: x / math.log(2), window=2)
+    ln2 = math.log(2)
+    assert s == [10, 20, 40, 50]                                # the non-finite block left out
+    assert v == pytest.approx([4 / ln2, 3 / ln2, 4 / ln2, 7 / ln2])
+    assert update_curve(store, store.start_run({"x": 2}, sweep="t"), float) == ([], [])

@@ -125,6 +125,11 @@ def write_report(results: dict[str, DatasetResult], store, out_dir: Path, *, bud
           if any(n.startswith("ptb") for n in results) else []),
         "![learning curves](table1.png)",
         "",
+        "The training loss along the updates (a running mean over 50 recorded blocks), with the validation "
+        "figure at each epoch's end:",
+        "",
+        "![training loss along the updates](table1-updates.png)",
+        "",
         "## Time",
         "",
         timing_markdown(results) if any(r.timing for r in results.values()) else "(no timings recorded)",
@@ -158,6 +163,8 @@ def write_report(results: dict[str, DatasetResult], store, out_dir: Path, *, bud
                                 "paper": PAPER_TABLE1[n]} for n, r in results.items()}}
     paths[1].write_text(json.dumps(payload, indent=2, default=lambda o: None if o is None else str(o)))
     paths += plot_curves(results, store, out_dir / "table1", title=f"Table 1 learning curves ({label})")
+    paths += plot_update_curves(results, store, out_dir / "table1-updates",
+                                title=f"Training loss along the updates ({label})")
     return paths
 
 
@@ -210,6 +217,87 @@ def plot_curves(results: dict[str, DatasetResult], store, stem: Path, title: str
     fig.subplots_adjust(left=0.07 if cols > 1 else 0.15, right=0.98,
                         bottom=(0.75 + 0.2 * (legend_rows - 1)) / fig.get_figheight() + 0.06 / rows,
                         top=top - 0.25 / fig.get_figheight(), wspace=0.28, hspace=0.45)
+    paths = [stem.with_suffix(".png"), stem.with_suffix(".svg")]
+    fig.savefig(paths[0], dpi=110)
+    fig.savefig(paths[1])
+    plt.close(fig)
+    return paths
+
+
+def update_curve(store, run_id: int, measure_of_nats, window: int = 50) -> tuple[list[float], list[float]]:
+    """The training loss of a run along its updates (the ``loss`` curve, recorded per
+    block of updates), in the data set's measure (``measure_of_nats``: nats per step → the
+    measure), as a running mean over ``window`` recorded points (fewer at the start)."""
+    import numpy as np
+
+    s, v = store.get_curve(run_id, ["loss"])["loss"]
+    if len(s) == 0:
+        return [], []
+    v = np.asarray([measure_of_nats(x) for x in v], dtype=float)
+    ok = np.isfinite(v)
+    s, v = np.asarray(s, dtype=float)[ok], v[ok]
+    c = np.concatenate([[0.0], np.cumsum(v)])
+    k = np.arange(1, len(v) + 1)
+    lo = np.maximum(0, k - window)
+    return s.tolist(), ((c[k] - c[lo]) / (k - lo)).tolist()
+
+
+def plot_update_curves(results: dict[str, DatasetResult], store, stem: Path, title: str = "") -> list[Path]:
+    """The training loss along the updates (running mean, one line per method), one panel
+    per data set, with the validation figure of each epoch's end as dots and the paper's
+    test figures as thin horizontal lines."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
+
+    n = max(len(results), 1)
+    cols = min(3, n)
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.3 * rows + 0.9), squeeze=False)
+    for ax, (name, res) in zip(axes.flat, results.items()):
+        text = name.startswith("ptb")
+        to_measure = (lambda x: x / math.log(2)) if text else (lambda x: x)
+        shown: list[float] = []            # what the y-axis must hold: all but the first tenth's descent
+        for mem in res.members:
+            color = METHOD_COLOR[mem.method]
+            s, v = update_curve(store, mem.run_id, to_measure)
+            ax.plot(s, v, color=color, lw=1.0)
+            shown += [x for x in v[len(v) // 10:] if math.isfinite(x)]
+            ep = store.get_curve(mem.run_id, ["valid_nll", "epoch_updates"])
+            epochs, valid = ep["valid_nll"]
+            per_epoch = ep["epoch_updates"][1]
+            if len(epochs) and len(per_epoch):
+                ends = [float(sum(per_epoch[:i + 1])) for i in range(len(epochs))]
+                ax.plot(ends, valid, "o", color=color, ms=4, mfc="white")
+                shown += [float(x) for x in valid if math.isfinite(x)]
+            paper = PAPER_TABLE1[name][mem.method]
+            if paper is not None:
+                ax.axhline(paper[1], color=color, lw=0.7, alpha=0.6)
+                shown.append(float(paper[1]))
+        if shown:
+            lo, hi = min(shown), max(shown)
+            pad = 0.08 * (hi - lo) or 0.1
+            ax.set_ylim(lo - pad, hi + 3 * pad)
+        ax.set_title(DATASET_LABEL[name], fontsize=10)
+        ax.set_xlabel("update", fontsize=9)
+        ax.set_ylabel("bits per character" if text else "NLL per step (nats)", fontsize=9)
+        ax.tick_params(labelsize=8)
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(results):]:
+        ax.set_visible(False)
+    handles = [Line2D([], [], color=METHOD_COLOR[m], lw=2, label=m.label) for m in METHODS]
+    handles += [Line2D([], [], color="0.3", lw=1, label="training loss (running mean)"),
+                Line2D([], [], color="0.3", ls="", marker="o", mfc="white", label="validation, epoch's end"),
+                Line2D([], [], color="0.3", lw=0.7, alpha=0.6, label="paper's test figure")]
+    fig.legend(handles=handles, loc="lower center", ncol=3 if cols == 1 else len(handles), fontsize=8,
+               frameon=False)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.subplots_adjust(left=0.07 if cols > 1 else 0.15, right=0.98,
+                        bottom=(1.0 if cols == 1 else 0.75) / fig.get_figheight() + 0.06 / rows,
+                        top=1.0 - 0.7 / fig.get_figheight(), wspace=0.28, hspace=0.45)
     paths = [stem.with_suffix(".png"), stem.with_suffix(".svg")]
     fig.savefig(paths[0], dpi=110)
     fig.savefig(paths[1])
