@@ -201,7 +201,6 @@ def _paper(method: str, label: str, **extra) -> Remedy:
 HF_GRADIENT_BATCH, HF_CURVATURE_BATCH = 500, 100
 HF_CAPS = (("smoke", 2), ("quick", 20), ("full", 5000))
 
-_NO_CORPUS = "Table 1's training trains the paper's Elman network with the paper's SGD only"
 #: The source of the Nottingham learning rate of the SGD rows on an Elman-like network.
 TABLE1_RATE = "Table 1's rate (paper §4.2: 1 on Nottingham)"
 
@@ -337,7 +336,9 @@ ROWS: tuple[Remedy, ...] = (
              "candidate 1 is a placeholder", "Martens 2010"),
             ("updates per run", "HF iterations, capped at " + ", ".join(f"{n:,} ({b})" for b, n in HF_CAPS)
              + " (the other rows count minibatch updates)", OURS)),
-           corpus_note=_NO_CORPUS + " (this row: Hessian-free)", optional=True, caps=HF_CAPS),
+           corpus_note="Hessian-free trains on batches of whole sequences from zero states; Table 1's windows "
+                       "carry the state from one window to the next, which its batches do not take",
+           optional=True, caps=HF_CAPS),
 )
 
 
