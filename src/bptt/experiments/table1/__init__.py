@@ -9,6 +9,8 @@ per data set and compared with the paper's Table 1. One concept a module:
   :func:`evaluate_split` (forward only, the state carried);
 * :mod:`.training` — :class:`NaturalTrainer` (the loop, the per-member bookkeeping,
   checkpoints) and :func:`train_natural` (train, resume or read back one data set);
+* :mod:`.results` — :class:`DatasetResult` and :class:`MemberSummary` (what training
+  leaves, read from the store) and :func:`timing_summary`;
 * :mod:`.report` — the table, the timings, the runs and the learning curves;
 * :mod:`.run` — :func:`run_table1`, all of it for a list of data sets.
 """
@@ -21,7 +23,8 @@ from .protocol import (
 from .report import plot_curves, table_markdown, timing_markdown, write_report
 from .run import run_table1
 from .sources import Batch, MusicSource, TextSource, evaluate_split, load_source
-from .training import DatasetResult, MemberSummary, NaturalTrainer, timing_summary, train_natural
+from .results import DatasetResult, MemberSummary, timing_summary
+from .training import NaturalTrainer, train_natural
 
 __all__ = [
     "DATASETS", "METHODS", "Method", "BUDGETS", "PAPER_TABLE1", "PROTOCOL", "BUDGET_SETTINGS", "DATASET_LABEL",

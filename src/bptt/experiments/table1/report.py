@@ -11,7 +11,7 @@ from pathlib import Path
 from bptt.methods import METHOD_COLOR, METHODS, Method
 
 from .protocol import DATASET_LABEL, PAPER_TABLE1, NaturalConfig, protocol
-from .training import DatasetResult
+from .results import DatasetResult
 
 __all__ = ["table_markdown", "timing_markdown", "write_report", "plot_curves"]
 

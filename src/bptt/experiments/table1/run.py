@@ -15,7 +15,8 @@ from .html import write_html_report
 from .protocol import BUDGETS, DATASETS, protocol
 from .report import table_markdown, write_report
 from .sources import load_source
-from .training import DatasetResult, train_natural
+from .results import DatasetResult
+from .training import train_natural
 
 __all__ = ["run_table1", "report_table1", "sweep_name", "train_remedy_rows", "remedy_row_config"]
 

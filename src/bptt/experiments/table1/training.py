@@ -82,9 +82,10 @@ from bptt.training.build import build_model, build_rule
 from bptt.training.loop import Schedule, TrainingLoop
 
 from .protocol import NaturalConfig
+from .results import DatasetResult, summaries, timing_summary
 from .sources import Batch, evaluate_split, load_source
 
-__all__ = ["NaturalTrainer", "DatasetResult", "MemberSummary", "train_natural", "timing_summary"]
+__all__ = ["NaturalTrainer", "train_natural", "check_time_budget", "sweep_of"]
 
 #: A ``running`` run not written to for this long counts as abandoned (its process is
 #: presumed dead, wherever it ran) and is resumed here; see :meth:`bptt.store.Store.is_live`.
@@ -111,39 +112,6 @@ class _Member:
     def from_state(cls, d: dict) -> "_Member":
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in names})
-
-
-@dataclass
-class MemberSummary:
-    """One method's result on one data set, read from its run."""
-
-    method: str
-    run_id: int
-    status: str
-    best_epoch: int
-    train: float
-    valid: float
-    test: float
-    epochs: int
-    updates: int
-    clipped_fraction: float
-    nonfinite: int
-    lr_final: float
-    stop_reason: str
-
-
-@dataclass
-class DatasetResult:
-    """The three methods on one data set, with the ensemble's timings."""
-
-    dataset: str
-    config: dict
-    members: list[MemberSummary]
-    timing: dict
-    reused: bool = False
-
-    def member(self, method: str) -> MemberSummary | None:
-        return next((m for m in self.members if m.method == method), None)
 
 
 class _EpochStats:
@@ -540,44 +508,6 @@ class NaturalTrainer(Schedule):
                 self._close_epoch()
 
 
-def _summaries(store, config: NaturalConfig, runs: dict[str, dict]) -> list[MemberSummary]:
-    out = []
-    for method in config.methods:
-        r = store.get_run(runs[method]["id"])
-        mt = r["metrics"]
-        out.append(MemberSummary(
-            method=method, run_id=r["id"], status=r["status"], best_epoch=int(mt.get("best_epoch", 0)),
-            train=float(mt.get("train", math.nan)), valid=float(mt.get("valid", math.nan)),
-            test=float(mt.get("test", math.nan)), epochs=int(mt.get("epochs", 0)),
-            updates=int(mt.get("updates", 0)), clipped_fraction=float(mt.get("clipped_fraction", 0.0)),
-            nonfinite=int(mt.get("nonfinite", 0)), lr_final=float(mt.get("lr_final", math.nan)),
-            stop_reason=str(mt.get("stop_reason", ""))))
-    return out
-
-
-def timing_summary(store, run_ids: list[int]) -> dict:
-    """Time per epoch of an ensemble, from the epoch curves of its longest-lived run.
-
-    Returns the mean over the epochs trained with the whole ensemble (all three
-    members) of the training time, the evaluation time and ms per update, the
-    updates per epoch, the number of epochs and the total wall time of the ensemble.
-    """
-    names = ["epoch_seconds", "eval_seconds", "ms_per_update", "epoch_updates", "ensemble_size"]
-    curves = [store.get_curve(r, names) for r in run_ids]
-    longest = max(curves, key=lambda c: len(c["epoch_seconds"][0]))
-    if len(longest["epoch_seconds"][0]) == 0:
-        return {}
-    size = longest["ensemble_size"][1]
-    full = size == size.max()
-    return {"epochs": int(len(size)),
-            "ensemble_size": int(size.max()),
-            "train_seconds_per_epoch": float(longest["epoch_seconds"][1][full].mean()),
-            "eval_seconds_per_epoch": float(longest["eval_seconds"][1][full].mean()),
-            "ms_per_update": float(longest["ms_per_update"][1][full].mean()),
-            "updates_per_epoch": float(longest["epoch_updates"][1][full].mean()),
-            "total_seconds": float(longest["epoch_seconds"][1].sum() + longest["eval_seconds"][1].sum())}
-
-
 def check_time_budget(seconds) -> float | None:
     """``seconds`` as a float, or ``None``; ``ValueError`` unless finite and > 0."""
     if seconds is None:
@@ -622,7 +552,7 @@ def train_natural(config: NaturalConfig, store, *, source=None, data_dir=None, p
     if len(latest) == len(config.methods) and all(r["status"] in OUTCOME_STATUSES for r in latest.values()):
         ids = [r["id"] for r in latest.values()]
         echo(f"{config.dataset}: finished runs {', '.join(map(str, ids))} found in the store; not trained again")
-        return DatasetResult(config.dataset, config.as_dict(), _summaries(store, config, latest),
+        return DatasetResult(config.dataset, config.as_dict(), summaries(store, config, latest),
                              timing_summary(store, ids), reused=True)
     for r in latest.values():
         if store.is_live(r, stale_after=STALE_AFTER_S) and not store.owns(r):
@@ -648,5 +578,5 @@ def train_natural(config: NaturalConfig, store, *, source=None, data_dir=None, p
     trainer.run(threads=threads)
     runs = {mem.method: {"id": core_mem.run_id} for mem, core_mem in zip(trainer.members, trainer.loop.members)}
     ids = [core_mem.run_id for core_mem in trainer.loop.members]
-    return DatasetResult(config.dataset, config.as_dict(), _summaries(store, config, runs),
+    return DatasetResult(config.dataset, config.as_dict(), summaries(store, config, runs),
                          timing_summary(store, ids))
