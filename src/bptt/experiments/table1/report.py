@@ -168,20 +168,26 @@ def write_report(results: dict[str, DatasetResult], store, out_dir: Path, *, bud
     return paths
 
 
-def plot_curves(results: dict[str, DatasetResult], store, stem: Path, title: str = "") -> list[Path]:
-    """Train (dotted), validation (solid) and test (dashed) figure per epoch, one panel per
-    data set, with the paper's test figures as thin horizontal lines."""
+def _panels(n: int):
+    """``(pyplot, figure, axes [rows, cols], rows, cols)``: one panel per data set, three a row."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    cols = min(3, max(n, 1))
+    rows = -(-max(n, 1) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.3 * rows + 0.9), squeeze=False)
+    return plt, fig, axes, rows, cols
+
+
+def plot_curves(results: dict[str, DatasetResult], store, stem: Path, title: str = "") -> list[Path]:
+    """Train (dotted), validation (solid) and test (dashed) figure per epoch, one panel per
+    data set, with the paper's test figures as thin horizontal lines."""
     from matplotlib.lines import Line2D
     from matplotlib.ticker import MaxNLocator
 
-    n = max(len(results), 1)
-    cols = min(3, n)
-    rows = -(-n // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.3 * rows + 0.9), squeeze=False)
+    plt, fig, axes, rows, cols = _panels(len(results))
     for ax, (name, res) in zip(axes.flat, results.items()):
         for mem in res.members:
             color = METHOD_COLOR[mem.method]
@@ -246,16 +252,9 @@ def plot_update_curves(results: dict[str, DatasetResult], store, stem: Path, tit
     """The training loss along the updates (running mean, one line per method), one panel
     per data set, with the validation figure of each epoch's end as dots and the paper's
     test figures as thin horizontal lines."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
 
-    n = max(len(results), 1)
-    cols = min(3, n)
-    rows = -(-n // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.3 * rows + 0.9), squeeze=False)
+    plt, fig, axes, rows, cols = _panels(len(results))
     for ax, (name, res) in zip(axes.flat, results.items()):
         text = name.startswith("ptb")
         to_measure = (lambda x: x / math.log(2)) if text else (lambda x: x)
