@@ -13,6 +13,8 @@
 #   generalization-quick.sqlite, remedies-quick.sqlite   (the same, their budgets)
 #   table1.sqlite           bptt reproduce table1 --budget full --max-epochs 40 (Nottingham,
 #                           Piano-midi.de, JSB Chorales);  musedata.sqlite: MuseData
+#   ptb500.sqlite           bptt reproduce table1 --budget full --max-epochs 5 --time-budget 120
+#                           --dataset ptb_1step
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BPTT_EXTRAS= source "$ROOT/scripts/setup.sh"
@@ -61,6 +63,19 @@ cp "$WORK/lstm_error_signals.png" "$FIG/lstm_error_signals.png"
 if [[ -n "$STORES" ]]; then
   report() {   # STORE SWEEP FILE-IN-REPORT TARGET
     [[ -f "$STORES/$1" ]] || { echo "skipped $4: no $STORES/$1"; return; }
+    if ! python - "$STORES/$1" "$2" <<'EOF'
+import sys
+from bptt.experiments.registry import get
+from bptt.store import OUTCOME_STATUSES, Store
+runs = Store(sys.argv[1]).list_runs(sweep=sys.argv[2])
+done = bool(runs) and all(r["status"] in OUTCOME_STATUSES for r in runs)
+name, _, budget = sys.argv[2].partition("-")
+if done and name in ("figure7", "synthetic", "generalization"):      # every run of the sweep exists
+    exp = get(name)
+    done = len(runs) >= len(exp.specs(exp.budget(budget)))
+sys.exit(0 if done else 1)
+EOF
+    then echo "skipped $4: the sweep $2 in $STORES/$1 is missing or not finished"; return; fi
     rm -rf "$WORK/r"; bptt report "$2" --store "$STORES/$1" --out "$WORK/r" >/dev/null
     cp "$WORK/r/$3" "$FIG/$4"
   }
@@ -70,5 +85,6 @@ if [[ -n "$STORES" ]]; then
   report remedies-quick.sqlite remedies-quick remedies.png remedies-quick.png
   report table1.sqlite table1-full table1.png table1-full40.png
   report musedata.sqlite table1-full table1.png table1-musedata-full40.png
+  report ptb500.sqlite table1-full table1-updates.png table1-ptb500-updates.png
 fi
 echo "figures written to $FIG and $ROOT/docs/demo.png"
