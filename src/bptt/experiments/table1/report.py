@@ -177,7 +177,8 @@ def _panels(n: int):
 
     cols = min(3, max(n, 1))
     rows = -(-max(n, 1) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.3 * rows + 0.9), squeeze=False)
+    # one panel gets the width of two, so that the title and the legend fit
+    fig, axes = plt.subplots(rows, cols, figsize=(4.6 * max(cols, 2), 3.3 * rows + 0.9), squeeze=False)
     return plt, fig, axes, rows, cols
 
 
