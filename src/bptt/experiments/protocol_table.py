@@ -44,8 +44,7 @@ def _check_rows(cfg: dict, eval_every: int) -> list[Row]:
 
 
 def _common_rows(cfg: dict, budget) -> list[Row]:
-    seeds_source = PAPER if budget.seeds == paper.FIGURE7_SEEDS else f"{OURS} (the paper: {paper.FIGURE7_SEEDS})"
-    cap_source = REF if budget.max_updates == paper.MAX_UPDATES else f"{OURS} ({REF}: {paper.MAX_UPDATES:,})"
+    seeds_source, cap_source = _budget_sources(budget)
     guard = {"clipping": "only the members that clip (MSGD-C, MSGD-CR)", "always": "every member",
              "never": "no member"}[cfg["guard"]]
     return [
@@ -117,6 +116,14 @@ def generalization_rows(budget) -> list[Row]:
                                     f"{_join(paper.GENERALIZATION_TEST_LENGTHS)} steps, every network", PAPER)]
 
 
+def _budget_sources(budget) -> tuple[str, str]:
+    """The sources of a budget's seeds and update cap: the paper's or the reference code's
+    where the budget keeps them, "our choice" (with theirs) where it changes them."""
+    seeds = PAPER if budget.seeds == paper.FIGURE7_SEEDS else f"{OURS} (the paper: {paper.FIGURE7_SEEDS})"
+    cap = REF if budget.max_updates == paper.MAX_UPDATES else f"{OURS} ({REF}: {paper.MAX_UPDATES:,})"
+    return seeds, cap
+
+
 def remedies_rows(budget) -> list[Row]:
     """The protocol of ``bptt reproduce remedies`` at ``budget``: what every row shares,
     then each row's own settings (see :mod:`bptt.experiments.remedy_rows`)."""
@@ -127,8 +134,7 @@ def remedies_rows(budget) -> list[Row]:
     exp = get("remedies")
     specs = exp.specs(budget)
     main = next(s.train_config() for s in specs if s.labels["stage"] == "main")
-    cap_source = REF if budget.max_updates == paper.MAX_UPDATES else f"{OURS} ({REF}: {paper.MAX_UPDATES:,})"
-    seeds_source = PAPER if budget.seeds == paper.FIGURE7_SEEDS else f"{OURS} (the paper: {paper.FIGURE7_SEEDS})"
+    seeds_source, cap_source = _budget_sources(budget)
     _, missing = exp.rows()
     out = [("problems", "; ".join(f"{label} at {_join(lengths)}" for _, label, lengths in PROBLEMS.values())
             + f"; temporal order also at {_join(LONG_LENGTHS)} for the rows that solve {SOLVE_AT} (at least half "

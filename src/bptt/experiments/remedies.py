@@ -244,6 +244,7 @@ class Remedies(Experiment):
                 continue
         notts = {}
         runs = store.list_runs(sweep="table1-quick") + store.list_runs(sweep="table1-quick-remedies")
+        row_rates: dict[str, dict] = {}                                   # row → rate → its run
         for r in sorted(runs, key=lambda r: r["id"]):                   # oldest first: the newest wins
             c = r["config"]
             if c.get("experiment") == "table1" and c.get("dataset") == "nottingham" \
@@ -251,14 +252,12 @@ class Remedies(Experiment):
                 entry = {"test": r["metrics"].get("test"), "valid": r["metrics"].get("valid"),
                          "measure": r["metrics"].get("measure"), "run": r["id"], "status": r["status"],
                          "lr": c.get("lr")}
-                if not c.get("row"):
+                if c.get("row"):
+                    row_rates.setdefault(c["row"]["name"], {})[c.get("lr")] = entry
+                else:
                     notts[c.get("method")] = entry
-                    continue
-                key = f"row:{c['row']['name']}"          # one run per rate: the lower best validation figure
-                rates = notts.setdefault(key, {}).setdefault("rates", {})
-                rates[c.get("lr")] = entry
-                best = min(rates.values(), key=lambda e: _finite_or_inf(e.get("valid")))
-                notts[key] = best | {"rates": rates}
+        for name, rates in row_rates.items():           # one run per rate: the lower best validation figure
+            notts[f"row:{name}"] = min(rates.values(), key=lambda e: _finite_or_inf(e["valid"])) | {"rates": rates}
         return {"rho": rho, "nottingham": notts}
 
     # -- the report ------------------------------------------------------------------------------
@@ -282,11 +281,8 @@ class Remedies(Experiment):
 
 
 def _finite_or_inf(v) -> float:
-    try:
-        v = float(v)
-    except (TypeError, ValueError):
-        return float("inf")
-    return v if v == v and v != float("inf") else float("inf")
+    """``v`` where it is a finite number, else infinity (so that it loses a minimum)."""
+    return float(v) if isinstance(v, (int, float)) and math.isfinite(v) else math.inf
 
 
 __all__ = ["LONG_LENGTHS", "PROBLEMS", "Remedies", "RemediesBudget", "choose_lr"]

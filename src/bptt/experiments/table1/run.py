@@ -157,7 +157,7 @@ def train_remedy_rows(dataset: str, budget: str, store, *, source=None, data_dir
     all of them) on ``dataset``, one network per rate (:meth:`Remedy.corpus_lrs`), recorded
     under ``table1-BUDGET-remedies``; finished runs are read back. Returns
     (row name, rate) → result."""
-    from bptt.experiments.remedy_rows import rows as all_rows
+    from bptt.experiments.remedy_rows import CORPUS_LR_FACTORS, rows as all_rows
 
     chosen = [r for r in all_rows().values() if r.corpus_lr is not None and (rows is None or r.name in rows)]
     if rows is not None:
@@ -166,9 +166,9 @@ def train_remedy_rows(dataset: str, budget: str, store, *, source=None, data_dir
             raise ValueError(f"no remedy row with a run on the music data sets named {', '.join(unknown)}; "
                              f"choose from {', '.join(r.name for r in all_rows().values() if r.corpus_lr)}")
     out = {}
-    for rate in (0, 1):                     # every row's first rate, then every row's second
+    for k in range(len(CORPUS_LR_FACTORS)):       # every row's first rate, then every row's second, ...
         for row in chosen:
-            lr = row.corpus_lrs()[rate]
+            lr = row.corpus_lrs()[k]
             config = remedy_row_config(dataset, budget, row, lr=lr, **options)
             res = train_natural(config, store, source=source, data_dir=data_dir, threads=threads, restart=restart,
                                 progress=progress,

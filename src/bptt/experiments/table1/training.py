@@ -211,8 +211,9 @@ class NaturalTrainer(Schedule):
                              seeds=[c.seed] * E, dtype=getattr(torch, c.dtype), device=c.device)
             rule = self._rule(model, self.members, c.guard)
         else:                        # a rival remedy: its own network and update rule
-            model = build_model(c.train_config(), source)
-            rule = build_rule(c.train_config(), model)
+            tc = c.train_config()
+            model = build_model(tc, source)
+            rule = build_rule(tc, model)
         self.loop = TrainingLoop(
             model, rule, alpha=[alpha_schedule(c.alpha_schedule, m.alpha0)
                                                           for m in self.members],
