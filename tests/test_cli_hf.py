@@ -2,19 +2,13 @@
 and prints, and its bad settings as clean command-line errors."""
 
 import pytest
-import torch
 from click.testing import CliRunner
 
 from bptt.cli import main
 from bptt.store import Store
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    saved = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(saved)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 HF = ["--optimizer", "hf", "--task", "temporal_order", "--length", "20", "--hidden", "20", "--gradient-batch",

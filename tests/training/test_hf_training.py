@@ -20,12 +20,7 @@ from bptt.training.trainer import TrainConfig
 from test_loop import signal_at
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    saved = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(saved)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def hf(**kw):

@@ -18,12 +18,7 @@ from bptt.training.synthetic import Trainer, resume
 from bptt.training.trainer import TrainConfig
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    saved = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(saved)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def retiring(**kw):
