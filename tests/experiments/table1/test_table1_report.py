@@ -67,3 +67,27 @@ def test_the_update_curve_is_the_running_mean_of_the_recorded_loss_in_the_measur
     assert s == [10, 20, 40, 50]                                # the non-finite block left out
     assert v == pytest.approx([4 / ln2, 3 / ln2, 4 / ln2, 7 / ln2])
     assert update_curve(store, store.start_run({"x": 2}, sweep="t"), float) == ([], [])
+
+def test_the_runs_record_the_threads_and_build_they_trained_with_and_the_report_names_them(tmp_path):
+    import dataclasses
+
+    import torch
+
+    store = Store(":memory:")
+    res = train_natural(small(max_epochs=1), store, source=toy_music(), threads=2)
+    for mem in res.members:
+        rec = store.get_run(mem.run_id)["metrics"]["finished_on"]
+        assert rec["threads"] == 2 and rec["torch"] == torch.__version__
+        assert mem.finished_on == rec
+    assert torch.get_num_threads() == 1                 # the test's own setting, given back
+    write_report({"nottingham": res}, store, tmp_path, budget="smoke")
+    text = (tmp_path / "table1.md").read_text()
+    rec = res.members[0].finished_on
+    assert f"Trained on {rec['host']}, {rec['cpu'] or 'unknown CPU'}, torch {rec['torch']}, 2 thread(s): " \
+           f"Nottingham." in text
+    # runs stored before the record existed are named as such, not given this machine's
+    older = dataclasses.replace(res, members=[dataclasses.replace(m, finished_on=None) for m in res.members])
+    write_report({"nottingham": older}, store, tmp_path, budget="smoke")
+    text = (tmp_path / "table1.md").read_text()
+    assert "Trained on a machine not recorded (runs from before it was): Nottingham." in text
+    assert "thread(s)" not in text

@@ -72,6 +72,20 @@ SMOKE_BANNER = ("**Smoke budget: a test of the machinery, not a result.** A few 
                 "evaluated on a few windows: nothing here is comparable with the paper at this budget.")
 
 
+def trained_on_lines(results: dict[str, DatasetResult]) -> list[str]:
+    """Where each data set's runs were trained, as they recorded it (host, CPU, PyTorch
+    build, thread count of the process that finished them), one line per distinct record."""
+    where: dict[str, list[str]] = {}
+    for name, res in results.items():
+        records = {json.dumps(m.finished_on, sort_keys=True) if m.finished_on else "" for m in res.members}
+        for record in sorted(records):
+            f = json.loads(record) if record else None
+            desc = (f"{f.get('host')}, {f.get('cpu') or 'unknown CPU'}, torch {f.get('torch')}, "
+                    f"{f.get('threads')} thread(s)" if f else "a machine not recorded (runs from before it was)")
+            where.setdefault(desc, []).append(DATASET_LABEL[name])
+    return [f"Trained on {desc}: {', '.join(names)}." for desc, names in where.items()]
+
+
 def write_report(results: dict[str, DatasetResult], store, out_dir: Path, *, budget: str,
                  seconds: float | None = None) -> list[Path]:
     """Write ``table1.md``, ``table1.json`` and ``table1.png``/``.svg`` into ``out_dir``.
@@ -152,6 +166,10 @@ def write_report(results: dict[str, DatasetResult], store, out_dir: Path, *, bud
         "## Provenance",
         "",
         provenance_line(made_by),
+        "",
+        *trained_on_lines(results),
+        "The clipping methods' figures depend at the bit level on the thread count and the PyTorch build, "
+        "and the differences grow over the epochs (the project's docs/table1.md measures them on Nottingham).",
         "",
     ]
     paths = [out_dir / "table1.md", out_dir / "table1.json"]

@@ -28,6 +28,7 @@ class MemberSummary:
     nonfinite: int
     lr_final: float
     stop_reason: str
+    finished_on: dict | None = None       # host, CPU, torch and thread count of the last training process
 
 
 @dataclass
@@ -56,7 +57,7 @@ def summaries(store, config: NaturalConfig, runs: dict[str, dict]) -> list[Membe
             test=float(mt.get("test", math.nan)), epochs=int(mt.get("epochs", 0)),
             updates=int(mt.get("updates", 0)), clipped_fraction=float(mt.get("clipped_fraction", 0.0)),
             nonfinite=int(mt.get("nonfinite", 0)), lr_final=float(mt.get("lr_final", math.nan)),
-            stop_reason=str(mt.get("stop_reason", ""))))
+            stop_reason=str(mt.get("stop_reason", "")), finished_on=mt.get("finished_on")))
     return out
 
 

@@ -71,6 +71,7 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 
+from bptt.experiments.manifest import machine
 from bptt.methods import Method
 from bptt.models import ElmanRNN
 from bptt.omega import alpha_schedule
@@ -203,6 +204,7 @@ class NaturalTrainer(Schedule):
         self.time_budget = check_time_budget(time_budget)
         self.progress = progress
         self.echo = echo or (lambda s: None)
+        self.finished_on: dict | None = None         # the machine and threads of the training process
         E = len(c.methods)
         self.members = [_Member(Method(m).value, c.method_lr(m), c.method_threshold(m), c.method_alpha0(m))
                         for m in c.methods]
@@ -448,7 +450,7 @@ class NaturalTrainer(Schedule):
                 "test": mem.best["test"], "epochs": mem.epochs, "updates": core_mem.updates,
                 "clipped_fraction": core_mem.clipped / max(core_mem.updates, 1), "nonfinite": core_mem.nonfinite,
                 "lr_final": mem.lr, "lr_halvings": mem.halvings, "stop_reason": mem.stop_reason,
-                "measure": self.config.measure}
+                "measure": self.config.measure, "finished_on": self.finished_on}
 
     # -- checkpoints --------------------------------------------------------------------------------
     def config_dict(self) -> dict:
@@ -503,6 +505,9 @@ class NaturalTrainer(Schedule):
         self.loop.start_runs([c.member(m.method) for m in self.members], sweep=sweep_of(c),
                              keys=[self.run_key(m.method) for m in self.members])
         with _num_threads(threads):
+            # MSGD-CR's figures (and MSGD-C's) depend at the bit level on the thread count
+            # and the PyTorch build, so the runs record those of the process that trained them.
+            self.finished_on = machine() | {"threads": torch.get_num_threads()}
             try:
                 self.loop.run(self)
             finally:
