@@ -48,13 +48,15 @@ def record(store, timed=False):
 
 @pytest.fixture(scope="module")
 def straight():
+    saved = torch.get_num_threads()
     torch.set_num_threads(1)
     store = Store(":memory:")
     result = Trainer(hf(), store, group="g").run()
     finished = sorted(m.updates for m in result.members)
     assert all(m.status == "succeeded" for m in result.members)
     assert finished[0] < finished[-1] <= 12                       # members retire at different updates
-    return store, result
+    yield store, result
+    torch.set_num_threads(saved)
 
 
 def test_hf_learns_temporal_order_and_records_every_iteration(straight):

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
+import torch
 
 from bptt.experiments.table1 import PAPER_TABLE1, table_markdown, train_natural, write_report
 from bptt.methods import METHODS, Method
@@ -68,11 +70,8 @@ def test_the_update_curve_is_the_running_mean_of_the_recorded_loss_in_the_measur
     assert v == pytest.approx([4 / ln2, 3 / ln2, 4 / ln2, 7 / ln2])
     assert update_curve(store, store.start_run({"x": 2}, sweep="t"), float) == ([], [])
 
+
 def test_the_runs_record_the_threads_and_build_they_trained_with_and_the_report_names_them(tmp_path):
-    import dataclasses
-
-    import torch
-
     store = Store(":memory:")
     res = train_natural(small(max_epochs=1), store, source=toy_music(), threads=2)
     for mem in res.members:

@@ -75,13 +75,14 @@ SMOKE_BANNER = ("**Smoke budget: a test of the machinery, not a result.** A few 
 def trained_on_lines(results: dict[str, DatasetResult]) -> list[str]:
     """Where each data set's runs were trained, as they recorded it (host, CPU, PyTorch
     build, thread count of the process that finished them), one line per distinct record."""
+    def describe(f: dict | None) -> str:
+        if not f:
+            return "a machine not recorded (runs from before it was)"
+        return f"{f.get('host')}, {f.get('cpu') or 'unknown CPU'}, torch {f.get('torch')}, {f.get('threads')} thread(s)"
+
     where: dict[str, list[str]] = {}
     for name, res in results.items():
-        records = {json.dumps(m.finished_on, sort_keys=True) if m.finished_on else "" for m in res.members}
-        for record in sorted(records):
-            f = json.loads(record) if record else None
-            desc = (f"{f.get('host')}, {f.get('cpu') or 'unknown CPU'}, torch {f.get('torch')}, "
-                    f"{f.get('threads')} thread(s)" if f else "a machine not recorded (runs from before it was)")
+        for desc in dict.fromkeys(describe(m.finished_on) for m in res.members):
             where.setdefault(desc, []).append(DATASET_LABEL[name])
     return [f"Trained on {desc}: {', '.join(names)}." for desc, names in where.items()]
 
